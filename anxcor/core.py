@@ -1,0 +1,491 @@
+"""The :class:`Anxcor` facade: holds the configuration and the databases, builds and runs the plan.
+
+Examples
+--------
+>>> from anxcor.core import Anxcor
+>>> anx = Anxcor(window_length=900)
+>>> anx.get_starttimes(0.0, 3600.0, 0.5)[:3]
+[0.0, 450.0, 900.0]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import pickle
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+
+from . import __version__
+from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
+from .errors import ConfigError, DataError
+from .execute import (
+    ProcessingSpec,
+    RunPlan,
+    block_size_for,
+    make_pair_blocks,
+    run_dask,
+    run_serial,
+)
+from .io import xarray_to_obspy as _xarray_to_obspy
+from .progress import TextProgress
+from .result import SIGN_CONVENTION, assemble_variable, failure_records, pair_geometry
+from .steps import (
+    Bandpass,
+    CrossCorrelate,
+    RemoveMeanTrend,
+    Resample,
+    Stack,
+    Step,
+    Taper,
+    TemporalNorm,
+    Whiten,
+    as_step,
+)
+from .steps.base import step_description
+from .windows import get_starttimes as _get_starttimes
+from .windows import plan_read_spans
+
+__all__ = ["Anxcor", "AnxcorDatabase"]
+
+logger = logging.getLogger(__name__)
+
+#: The default preprocessing tasks, in order, with the class that builds each.
+DEFAULT_TASKS: dict[str, type] = {
+    "detrend": RemoveMeanTrend,
+    "taper": Taper,
+    "bandpass": Bandpass,
+    "resample": Resample,
+    "temporal_norm": TemporalNorm,
+    "whiten": Whiten,
+}
+#: Tasks after preprocessing, with their classes.
+FINAL_TASKS: dict[str, type] = {"crosscorrelate": CrossCorrelate, "stack": Stack}
+
+
+class Anxcor:
+    """Ambient-noise cross-correlation of one or more waveform databases.
+
+    Parameters
+    ----------
+    window_length
+        Length of each correlation window in seconds.
+    read_span
+        Seconds of data read per ``get_waveforms`` call and station; consecutive windows
+        inside one span are cut from that read (at least one window is always read).
+    pair_block_mb
+        Memory budget in MB for one block of pairs' cross-spectra; bounds memory per task.
+
+    Notes
+    -----
+    The default pipeline, applied to every station-window (all components at once):
+    ``detrend`` (:class:`~anxcor.steps.RemoveMeanTrend`), ``taper``
+    (:class:`~anxcor.steps.Taper`, 5% each end), ``bandpass``
+    (:class:`~anxcor.steps.Bandpass`, 0.01-8 Hz), ``resample``
+    (:class:`~anxcor.steps.Resample`, 20 Hz), ``temporal_norm``
+    (:class:`~anxcor.steps.TemporalNorm`, running-absolute-mean over 10 s), ``whiten``
+    (:class:`~anxcor.steps.Whiten`, 0.05-1 Hz); then ``crosscorrelate``
+    (:class:`~anxcor.steps.CrossCorrelate`, +-100 s) and ``stack``
+    (:class:`~anxcor.steps.Stack`, linear mean).
+    """
+
+    def __init__(self, window_length: float = 900.0, *, read_span: float = 3600.0, pair_block_mb: float = 64.0):
+        for name, value in (("window_length", window_length), ("read_span", read_span), ("pair_block_mb", pair_block_mb)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
+                raise ConfigError(f"Anxcor {name} must be a positive number of seconds/MB, got {value!r}")
+        self.window_length = float(window_length)
+        self.read_span = float(read_span)
+        self.pair_block_mb = float(pair_block_mb)
+        self._tasks: list[tuple[str, Step | None]] = [(name, cls()) for name, cls in DEFAULT_TASKS.items()]
+        self._final: dict[str, Any] = {name: cls() for name, cls in FINAL_TASKS.items()}
+        self._datasets: dict[str, tuple[AnxcorDatabase, pd.DataFrame | None]] = {}
+        self._station_filter: tuple[list[str] | None, list[str] | None] = (None, None)
+        self._pair_filter: tuple[list[str] | None, list[str] | None] = (None, None)
+
+    # ------------------------------------------------------------------ windows
+    def get_starttimes(self, starttime, endtime, overlap: float) -> list[float]:
+        """Window start times (UTC timestamps) of the windows lying fully in [starttime, endtime].
+
+        Windows start every ``window_length * (1 - overlap)`` seconds; see
+        :func:`anxcor.windows.get_starttimes`.
+        """
+        return _get_starttimes(starttime, endtime, self.window_length, overlap)
+
+    # ------------------------------------------------------------------ datasets
+    def add_dataset(self, database, name: str, inventory=None) -> None:
+        """Add a waveform source under ``name`` (the result's data variable name).
+
+        Parameters
+        ----------
+        database
+            An :class:`AnxcorDatabase`, or an obsplus ``WaveBank`` / obspy ``Stream``, which
+            are wrapped.
+        name
+            Name of the result variable for this dataset.
+        inventory
+            Optional station coordinates (obspy Inventory or DataFrame with columns network,
+            station, latitude, longitude, elevation); otherwise the database's own
+            ``get_inventory()`` / ``get_coordinates()`` are used.
+        """
+        if not isinstance(name, str) or not name or not name.isidentifier():
+            raise ConfigError(f"dataset name must be a non-empty identifier-like string, got {name!r}")
+        if name in self._datasets:
+            raise ConfigError(f"a dataset named {name!r} was already added; names must be unique")
+        db = as_database(database)
+        coordinates = coordinates_table(inventory) if inventory is not None else None
+        self._datasets[name] = (db, coordinates)
+
+    # ------------------------------------------------------------------ tasks
+    @property
+    def task_names(self) -> list[str]:
+        """Names of all tasks, in processing order."""
+        return [name for name, _ in self._tasks] + list(FINAL_TASKS)
+
+    def get_task(self, name: str):
+        """The step currently used for task ``name`` (None when disabled)."""
+        if name in self._final:
+            return self._final[name]
+        return self._tasks[self._task_index(name)][1]
+
+    def set_task(self, name: str, step) -> None:
+        """Replace task ``name`` with ``step`` (a Step, a function, or None to disable).
+
+        ``'crosscorrelate'`` and ``'stack'`` take :class:`~anxcor.steps.CrossCorrelate` and
+        :class:`~anxcor.steps.Stack` objects and cannot be disabled.
+        """
+        if name in FINAL_TASKS:
+            if not isinstance(step, FINAL_TASKS[name]):
+                raise ConfigError(f"task {name!r} needs a {FINAL_TASKS[name].__name__}, got {type(step).__name__}")
+            self._final[name] = step
+            return
+        index = self._task_index(name)
+        self._tasks[index] = (name, None if step is None else as_step(step))
+
+    def set_task_kwargs(self, name: str, kwargs: dict) -> None:
+        """Change some parameters of task ``name``, keeping the others.
+
+        Examples
+        --------
+        >>> anx = Anxcor(900)
+        >>> anx.set_task_kwargs('whiten', dict(freqmin=0.1, freqmax=1.0))
+        >>> anx.get_task('whiten').freqmin
+        0.1
+        """
+        if not isinstance(kwargs, dict):
+            raise ConfigError(f"set_task_kwargs needs a dict of parameters, got {type(kwargs).__name__}")
+        current = self.get_task(name)
+        cls = type(current) if current is not None else DEFAULT_TASKS.get(name)
+        if cls is None:
+            raise ConfigError(f"task {name!r} is disabled and has no default class; use set_task")
+        params = {} if current is None else current.get_params()
+        unknown = set(kwargs) - set(params) if current is not None else set()
+        if unknown:
+            raise ConfigError(
+                f"task {name!r} ({cls.__name__}) has no parameter(s) {sorted(unknown)}; "
+                f"valid ones: {sorted(params)}"
+            )
+        try:
+            step = cls(**{**params, **kwargs})
+        except TypeError as exc:
+            raise ConfigError(f"cannot build {cls.__name__} for task {name!r}: {exc}") from None
+        self.set_task(name, step)
+
+    #: The original ANXCOR name of :meth:`set_task_kwargs`.
+    set_process_kwargs = set_task_kwargs
+
+    def add_process(self, step, *, name: str | None = None, before: str | None = None, after: str | None = None) -> None:
+        """Insert a custom preprocessing step (a Step or ``f(DataArray) -> DataArray``).
+
+        By default it runs after all other preprocessing, just before correlation; give
+        ``before`` or ``after`` (a task name) to put it elsewhere.
+        """
+        step = as_step(step)
+        if before is not None and after is not None:
+            raise ConfigError("give at most one of before= and after=")
+        if name is None:
+            base = type(step).__name__.lower()
+            name, k = base, 1
+            while name in self.task_names:
+                k += 1
+                name = f"{base}_{k}"
+        elif name in self.task_names:
+            raise ConfigError(f"a task named {name!r} exists already; pick another name")
+        if before is not None:
+            index = self._task_index(before)
+        elif after is not None:
+            index = self._task_index(after) + 1
+        else:
+            index = len(self._tasks)
+        self._tasks.insert(index, (name, step))
+
+    def _task_index(self, name: str) -> int:
+        for index, (task, _) in enumerate(self._tasks):
+            if task == name:
+                return index
+        raise ConfigError(f"no task named {name!r}; tasks are {self.task_names}")
+
+    # ------------------------------------------------------------------ filters
+    def set_station_filter(self, include: list[str] | None = None, exclude: list[str] | None = None) -> None:
+        """Keep only stations matching ``include`` and none of ``exclude`` (fnmatch patterns, 'NET.STA')."""
+        self._station_filter = (_patterns(include, "include"), _patterns(exclude, "exclude"))
+
+    def set_pair_filter(self, include: list[str] | None = None, exclude: list[str] | None = None) -> None:
+        """Keep only pairs ``'NET.SRC:NET.REC'`` matching ``include`` and none of ``exclude`` (fnmatch)."""
+        self._pair_filter = (_patterns(include, "include"), _patterns(exclude, "exclude"))
+
+    def get_station_combinations(self, name: str | None = None) -> pd.DataFrame:
+        """The station pairs that will be correlated (autocorrelations included).
+
+        Returns a DataFrame with columns ``src``, ``rec`` and ``station_pair``.
+        """
+        names = [name] if name is not None else list(self._datasets)
+        if not names:
+            raise ConfigError("no dataset added yet; call add_dataset first")
+        pairs = sorted({p for n in names for p in self._pairs(self._stations(n))})
+        return pd.DataFrame(
+            {"src": [s for s, _ in pairs], "rec": [r for _, r in pairs], "station_pair": [f"{s}:{r}" for s, r in pairs]}
+        )
+
+    def _stations(self, name: str) -> list[str]:
+        if name not in self._datasets:
+            raise ConfigError(f"no dataset named {name!r}; added: {list(self._datasets)}")
+        db = self._datasets[name][0]
+        stations = db.get_stations()
+        if not isinstance(stations, (list, tuple)) or not all(isinstance(s, str) and "." in s for s in stations):
+            raise DataError(
+                f"{type(db).__name__}.get_stations() must return a list of 'NET.STA' strings, got {stations!r:.200}"
+            )
+        include, exclude = self._station_filter
+        return sorted({s for s in stations if _keep(s, include, exclude)})
+
+    def _pairs(self, stations: list[str]) -> list[tuple[str, str]]:
+        include, exclude = self._pair_filter
+        return [
+            (a, b)
+            for i, a in enumerate(stations)
+            for b in stations[i:]
+            if _keep(f"{a}:{b}", include, exclude)
+        ]
+
+    # ------------------------------------------------------------------ running
+    def process(self, starttimes, dask_client=None, *, stack: bool | int = True, progress: bool | Callable = False) -> xr.Dataset:
+        """Correlate every dataset over the windows starting at ``starttimes``.
+
+        Parameters
+        ----------
+        starttimes
+            Window start times (UTC timestamps in seconds), e.g. from :meth:`get_starttimes`.
+        dask_client
+            A ``dask.distributed.Client``: run on its cluster (same numbers as serial).
+        stack
+            True: mean over all windows; False: keep every window (``window`` dim); an
+            integer k: means over consecutive groups of k windows.
+        progress
+            True for a text progress bar on stderr, or a function ``f(done, total)``.
+
+        Returns
+        -------
+        xarray.Dataset
+            See the result layout in the documentation; ``attrs`` hold the configuration,
+            the processing history and a failures record (JSON strings).
+        """
+        times = self._check_times(starttimes)
+        stack = _check_stack(stack)
+        if not self._datasets:
+            raise ConfigError("no dataset added; call add_dataset(database, name) before process")
+        spec = self._spec(keep_windows=stack is not True)
+        reporter = TextProgress() if progress is True else (progress or None)
+        variables, counts, failures = {}, {}, []
+        for name, (db, extra_coordinates) in self._datasets.items():
+            stations = self._stations(name)
+            if not stations:
+                raise DataError(f"dataset {name!r}: the database lists no stations (after filters)")
+            pairs = self._pairs(stations)
+            plan = self._plan(stations, pairs, times, spec)
+            logger.info(
+                "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
+                name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
+            )
+            if dask_client is None:
+                partials = run_serial(plan, spec, db, progress=reporter)
+            else:
+                _check_picklable(db, name)
+                token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__)
+                partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
+            variable, n_windows, dataset_failures = assemble_variable(
+                partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), times, stack
+            )
+            coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db)
+            variables[name] = (variable, pair_geometry(pairs, coordinates))
+            counts[name] = n_windows
+            failures.extend(failure_records(name, dataset_failures))
+        if hasattr(reporter, "close"):
+            reporter.close()
+        return self._dataset(variables, counts, failures, times, spec, stack)
+
+    def _check_times(self, starttimes) -> list[float]:
+        try:
+            times = [float(t) for t in np.atleast_1d(np.asarray(starttimes, dtype=object))]
+        except (TypeError, ValueError):
+            raise ConfigError("starttimes must be a list of UTC timestamps in seconds (floats)") from None
+        if not times:
+            raise ConfigError("starttimes is empty; get_starttimes(t0, t1, overlap) makes a list")
+        if not np.isfinite(times).all():
+            raise ConfigError("starttimes contain NaN or infinite values")
+        if len(set(times)) != len(times):
+            raise ConfigError("starttimes contain duplicates; each window must start at a different time")
+        return times
+
+    def _spec(self, keep_windows: bool) -> ProcessingSpec:
+        steps = tuple(step for _, step in self._tasks if step is not None)
+        correlator: CrossCorrelate = self._final["crosscorrelate"]
+        rates = [r for r in (_declared_rate(step) for step in steps) if r is not None]
+        if not rates:
+            raise ConfigError(
+                "the pipeline has no resample step, so stations could have different rates; "
+                "keep the 'resample' task (set_task_kwargs('resample', dict(target_rate=...)))"
+            )
+        rate = rates[-1]
+        if correlator.max_tau_shift >= self.window_length:
+            raise ConfigError(
+                f"max_tau_shift ({correlator.max_tau_shift} s) must be shorter than window_length "
+                f"({self.window_length} s); set_task_kwargs('crosscorrelate', dict(max_tau_shift=...))"
+            )
+        n_samples = int(round(self.window_length * rate))
+        return ProcessingSpec(
+            window_length=self.window_length,
+            steps=steps,
+            correlator=correlator,
+            sampling_rate=rate,
+            n_samples=n_samples,
+            nfft=correlator.nfft(n_samples, rate),
+            max_lag=correlator.max_lag(rate),
+            keep_windows=keep_windows,
+        )
+
+    def _plan(self, stations, pairs, times, spec) -> RunPlan:
+        index = {s: i for i, s in enumerate(stations)}
+        pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
+        size = block_size_for(len(stations), spec.nfft, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6)
+        return RunPlan(
+            stations=tuple(stations),
+            starttimes=tuple(times),
+            spans=tuple(plan_read_spans(times, self.window_length, self.read_span)),
+            blocks=tuple(make_pair_blocks(pair_index, size)),
+        )
+
+    def _dataset(self, variables, counts, failures, times, spec, stack) -> xr.Dataset:
+        data_vars, coords = {}, {}
+        for name, (variable, geometry) in variables.items():
+            data_vars[name] = variable
+            if geometry is not None:
+                pairs = variable["station_pair"].values
+                for key, values in geometry.items():
+                    coords[key] = xr.DataArray(values, dims="station_pair", coords={"station_pair": pairs})
+        dataset = xr.Dataset(data_vars)
+        labels = dataset["station_pair"].values
+        dataset = dataset.assign_coords(
+            src=("station_pair", [label.split(":")[0] for label in labels]),
+            rec=("station_pair", [label.split(":")[1] for label in labels]),
+        )
+        for key, values in coords.items():
+            dataset = dataset.assign_coords({key: values.reindex(station_pair=labels)})
+        for name, n_windows in counts.items():
+            coord = "n_windows" if len(counts) == 1 else f"n_windows_{name}"
+            dataset = dataset.assign_coords({coord: n_windows.reindex(station_pair=labels, fill_value=0)})
+        if "distance" in dataset.coords:
+            dataset["distance"].attrs["units"] = "km"
+            dataset["azimuth"].attrs["units"] = "degrees"
+            dataset["backazimuth"].attrs["units"] = "degrees"
+        dataset["time"].attrs.update(units="s", long_name="lag time")
+        dataset.attrs.update(
+            anxcor_version=__version__,
+            window_length=self.window_length,
+            sampling_rate=spec.sampling_rate,
+            max_tau_shift=spec.correlator.max_tau_shift,
+            n_windows_requested=len(times),
+            stack="mean" if stack is True else ("none" if stack is False else f"mean of {stack} windows"),
+            sign_convention=SIGN_CONVENTION,
+            starttimes=json.dumps(sorted(times)),
+            config=self.config_json(),
+            history=json.dumps(self._history()),
+            failures=json.dumps(failures),
+        )
+        return dataset
+
+    # ------------------------------------------------------------------ description
+    def _history(self) -> list[dict]:
+        steps = [{"task": name, **step_description(step)} for name, step in self._tasks if step is not None]
+        steps += [{"task": name, **step_description(self._final[name])} for name in FINAL_TASKS]
+        return steps
+
+    def config_json(self) -> str:
+        """The configuration (options and every task with its parameters) as a JSON string."""
+        config = {
+            "format": "anxcor-config",
+            "version": 1,
+            "options": {"window_length": self.window_length, "read_span": self.read_span, "pair_block_mb": self.pair_block_mb},
+            "tasks": [{"task": name, **(step_description(step) if step else {"step": None})} for name, step in self._tasks]
+            + [{"task": name, **step_description(self._final[name])} for name in FINAL_TASKS],
+            "station_filter": list(self._station_filter),
+            "pair_filter": list(self._pair_filter),
+        }
+        return json.dumps(config, sort_keys=True)
+
+    # ------------------------------------------------------------------ conversion
+    @staticmethod
+    def xarray_to_obspy(result: xr.Dataset):
+        """One obspy Trace per dataset x station pair x channel pair; see :func:`anxcor.io.xarray_to_obspy`."""
+        return _xarray_to_obspy(result)
+
+    def __repr__(self) -> str:
+        tasks = ", ".join(f"{name}={step!r}" for name, step in self._tasks)
+        return f"Anxcor(window_length={self.window_length}, datasets={list(self._datasets)}, tasks=[{tasks}])"
+
+
+def _declared_rate(step) -> float | None:
+    if isinstance(step, Resample):
+        return float(step.target_rate)
+    return None
+
+
+def _check_stack(stack):
+    if stack is None or stack is True:
+        return True
+    if stack is False:
+        return False
+    if isinstance(stack, (int, np.integer)) and not isinstance(stack, bool) and stack >= 1:
+        return int(stack)
+    raise ConfigError(f"stack must be True, False or a positive integer (windows per substack), got {stack!r}")
+
+
+def _check_picklable(db, name: str) -> None:
+    try:
+        pickle.dumps(db)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure means it cannot be shipped
+        raise ConfigError(
+            f"dataset {name!r}: the database object ({type(db).__name__}) cannot be pickled, so it cannot "
+            f"be sent to dask workers ({type(exc).__name__}: {exc}). Keep only paths/settings on it and "
+            "open files or connections inside get_waveforms."
+        ) from None
+
+
+def _patterns(values, what: str) -> list[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{what} filter needs strings (fnmatch patterns), got {values!r}")
+    return list(values)
+
+
+def _keep(label: str, include, exclude) -> bool:
+    if include is not None and not any(fnmatch.fnmatchcase(label, p) for p in include):
+        return False
+    return not (exclude is not None and any(fnmatch.fnmatchcase(label, p) for p in exclude))

@@ -1,0 +1,270 @@
+"""Where waveforms come from: the :class:`AnxcorDatabase` contract and ready adapters.
+
+A database answers two questions: which stations it holds (``get_stations``) and what was
+recorded at one station in a time span (``get_waveforms``). Optionally it knows where its
+stations are (``get_inventory`` or ``get_coordinates``). Everything else (windowing, gaps,
+sample grids) is anxcor's job, so adapters stay a few lines long.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from obspy import Inventory, Stream, UTCDateTime
+
+from .errors import ConfigError, DatabaseError
+
+__all__ = [
+    "AnxcorDatabase",
+    "InMemoryDatabase",
+    "WaveBankDatabase",
+    "SDSDatabase",
+    "as_database",
+    "coordinates_table",
+]
+
+logger = logging.getLogger(__name__)
+
+COORDINATE_COLUMNS = ["network", "station", "latitude", "longitude", "elevation"]
+
+
+class AnxcorDatabase(ABC):
+    """Base class for every waveform source anxcor reads from.
+
+    Subclass it and implement :meth:`get_stations` and :meth:`get_waveforms`. Optionally
+    override :meth:`get_inventory` or :meth:`get_coordinates` so results carry
+    inter-station distances and azimuths. The object must be picklable to run on a
+    ``dask.distributed`` cluster.
+
+    Examples
+    --------
+    >>> class MyArchive(AnxcorDatabase):
+    ...     def __init__(self, stream):
+    ...         super().__init__()
+    ...         self.stream = stream
+    ...     def get_stations(self):
+    ...         return sorted({f"{tr.stats.network}.{tr.stats.station}" for tr in self.stream})
+    ...     def get_waveforms(self, network=None, station=None, starttime=None, endtime=None, **kw):
+    ...         return self.stream.select(network=network, station=station).slice(starttime, endtime)
+    """
+
+    def __init__(self) -> None:
+        """Nothing to set up; subclasses call ``super().__init__()`` with no arguments."""
+
+    @abstractmethod
+    def get_stations(self) -> list[str]:
+        """Return the stations held, as ``'NET.STA'`` strings."""
+
+    @abstractmethod
+    def get_waveforms(
+        self,
+        network: str | None = None,
+        station: str | None = None,
+        starttime: UTCDateTime | None = None,
+        endtime: UTCDateTime | None = None,
+        **kwargs: Any,
+    ) -> Stream:
+        """Return an obspy Stream of one station between two times (any channels, gaps).
+
+        anxcor calls it with keywords ``network``, ``station``, ``starttime`` and
+        ``endtime`` (:class:`obspy.UTCDateTime`), once per station and read span.
+        """
+
+    def get_inventory(self) -> Inventory | None:
+        """Return an obspy Inventory with station coordinates (and responses), or None."""
+        return None
+
+    def get_coordinates(self) -> pd.DataFrame | None:
+        """Return a DataFrame with columns network, station, latitude, longitude, elevation."""
+        return None
+
+
+class InMemoryDatabase(AnxcorDatabase):
+    """A database over an obspy Stream held in memory.
+
+    Parameters
+    ----------
+    stream
+        All the waveforms, any stations and channels.
+    coordinates
+        Optional station coordinates: an obspy Inventory or a DataFrame with columns
+        network, station, latitude, longitude, elevation (degrees, metres).
+    """
+
+    def __init__(self, stream: Stream, coordinates: Inventory | pd.DataFrame | None = None):
+        super().__init__()
+        if not isinstance(stream, Stream):
+            raise ConfigError(f"InMemoryDatabase expects an obspy Stream, got {type(stream).__name__}")
+        self.stream = stream
+        self.coordinates = None if coordinates is None else coordinates_table(coordinates)
+
+    def get_stations(self) -> list[str]:
+        """Stations present in the stream, sorted."""
+        return sorted({f"{tr.stats.network}.{tr.stats.station}" for tr in self.stream})
+
+    def get_waveforms(self, network=None, station=None, starttime=None, endtime=None, **kwargs):
+        """Traces of one station overlapping [starttime, endtime], trimmed to it."""
+        selected = self.stream.select(network=network, station=station)
+        return selected.slice(starttime, endtime, nearest_sample=False)
+
+    def get_coordinates(self) -> pd.DataFrame | None:
+        """The coordinates given at construction, if any."""
+        return self.coordinates
+
+
+class WaveBankDatabase(AnxcorDatabase):
+    """A database over an obsplus ``WaveBank`` (a directory of miniSEED files, indexed).
+
+    Parameters
+    ----------
+    bank
+        An ``obsplus.WaveBank`` or the path of a directory to index as one.
+    coordinates
+        Optional station coordinates (Inventory or DataFrame), see :class:`InMemoryDatabase`.
+    """
+
+    def __init__(self, bank: Any, coordinates: Inventory | pd.DataFrame | None = None):
+        super().__init__()
+        from obsplus import WaveBank
+
+        if isinstance(bank, (str, Path)):
+            bank = WaveBank(bank)
+        if not isinstance(bank, WaveBank):
+            raise ConfigError(
+                f"WaveBankDatabase expects an obsplus WaveBank or a directory, got {type(bank).__name__}"
+            )
+        bank.update_index()
+        self.bank = bank
+        self.coordinates = None if coordinates is None else coordinates_table(coordinates)
+
+    def get_stations(self) -> list[str]:
+        """Stations in the bank's index, sorted."""
+        index = self.bank.read_index()
+        if index.empty:
+            return []
+        return sorted(set(index["network"].astype(str) + "." + index["station"].astype(str)))
+
+    def get_waveforms(self, network=None, station=None, starttime=None, endtime=None, **kwargs):
+        """Waveforms of one station from the bank."""
+        return self.bank.get_waveforms(
+            network=network, station=station, starttime=starttime, endtime=endtime
+        )
+
+    def get_coordinates(self) -> pd.DataFrame | None:
+        """The coordinates given at construction, if any."""
+        return self.coordinates
+
+
+class SDSDatabase(AnxcorDatabase):
+    """A database over a SeisComP Data Structure (SDS) archive directory.
+
+    Parameters
+    ----------
+    root
+        The SDS root (``YEAR/NET/STA/CHAN.D/NET.STA.LOC.CHAN.D.YEAR.DOY`` below it).
+    coordinates
+        Optional station coordinates (Inventory or DataFrame), see :class:`InMemoryDatabase`.
+    """
+
+    def __init__(self, root: str | Path, coordinates: Inventory | pd.DataFrame | None = None):
+        super().__init__()
+        root = Path(root)
+        if not root.is_dir():
+            raise ConfigError(f"SDSDatabase expects an existing SDS root directory, got {str(root)!r}")
+        self.root = root
+        self.coordinates = None if coordinates is None else coordinates_table(coordinates)
+
+    def _client(self):
+        from obspy.clients.filesystem.sds import Client
+
+        return Client(str(self.root))
+
+    def get_stations(self) -> list[str]:
+        """Stations found in the archive's directory tree, sorted."""
+        return sorted({f"{net}.{sta}" for net, sta, _, _ in self._client().get_all_nslc()})
+
+    def get_waveforms(self, network=None, station=None, starttime=None, endtime=None, **kwargs):
+        """Waveforms of one station from the archive (all locations and channels)."""
+        stream = self._client().get_waveforms(network, station, "*", "*", starttime, endtime)
+        return stream.trim(starttime, endtime)
+
+    def get_coordinates(self) -> pd.DataFrame | None:
+        """The coordinates given at construction, if any."""
+        return self.coordinates
+
+
+def as_database(obj: Any) -> AnxcorDatabase:
+    """Return ``obj`` as an :class:`AnxcorDatabase`, wrapping a WaveBank or a Stream.
+
+    Raises
+    ------
+    DatabaseError
+        When ``obj`` is none of AnxcorDatabase, ``obsplus.WaveBank`` or ``obspy.Stream``.
+    """
+    if isinstance(obj, AnxcorDatabase):
+        return obj
+    if isinstance(obj, Stream):
+        return InMemoryDatabase(obj)
+    if type(obj).__name__ == "WaveBank":
+        return WaveBankDatabase(obj)
+    raise DatabaseError(
+        "add_dataset expects an AnxcorDatabase subclass instance (or an obsplus WaveBank / "
+        f"obspy Stream, which anxcor wraps), got {type(obj).__name__}. Subclass "
+        "anxcor.core.AnxcorDatabase and implement get_stations() and get_waveforms()."
+    )
+
+
+def coordinates_table(source: Inventory | pd.DataFrame) -> pd.DataFrame:
+    """Station coordinates as a DataFrame indexed by ``'NET.STA'``.
+
+    Parameters
+    ----------
+    source
+        An obspy Inventory, or a DataFrame with columns network, station, latitude,
+        longitude and (optionally) elevation, in degrees and metres.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns latitude, longitude, elevation; index ``'NET.STA'``.
+    """
+    if isinstance(source, Inventory):
+        rows = [
+            (net.code, sta.code, sta.latitude, sta.longitude, sta.elevation)
+            for net in source
+            for sta in net
+        ]
+        frame = pd.DataFrame(rows, columns=COORDINATE_COLUMNS)
+    elif isinstance(source, pd.DataFrame):
+        missing = [c for c in COORDINATE_COLUMNS[:4] if c not in source.columns]
+        if missing:
+            raise ConfigError(
+                f"station coordinates need columns {COORDINATE_COLUMNS}, missing {missing}"
+            )
+        frame = source.copy()
+        if "elevation" not in frame.columns:
+            frame["elevation"] = 0.0
+    else:
+        raise ConfigError(
+            f"station coordinates must be an obspy Inventory or a DataFrame, got {type(source).__name__}"
+        )
+    frame = frame.assign(seed_id=frame["network"].astype(str) + "." + frame["station"].astype(str))
+    frame = frame.drop_duplicates("seed_id").set_index("seed_id")
+    table = frame[["latitude", "longitude", "elevation"]].astype(float)
+    if not np.isfinite(table[["latitude", "longitude"]].to_numpy()).all():
+        raise ConfigError("station coordinates contain NaN or infinite latitude/longitude")
+    return table
+
+
+def database_coordinates(db: AnxcorDatabase) -> pd.DataFrame | None:
+    """Coordinates a database offers (inventory first, then table), or None."""
+    inventory = db.get_inventory()
+    if inventory is not None:
+        return coordinates_table(inventory)
+    table = db.get_coordinates()
+    return None if table is None else coordinates_table(table)

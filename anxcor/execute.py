@@ -1,0 +1,329 @@
+"""One plan, two runners: the same pure task functions run serially or on a dask cluster.
+
+The work of one dataset is a graph of four kinds of task:
+
+``read``      one ``get_waveforms`` call per station and read span (:mod:`anxcor.windows`)
+``prep``      one per station-window: grid, preprocess, FFT once (all components at once)
+``corr``      one per read span and pair block: all pairs x 9 channel pairs of the block,
+              linear stacks summed in the frequency domain over the span's windows, then one
+              inverse FFT
+``sum``       a tree reduction over read spans, per pair block, then ``final`` (the mean)
+
+Pair blocks are products of station blocks (stations ``A`` x stations ``B``), sized so a
+block's cross-spectra stay within a memory budget; a ``corr`` task needs the spectra of
+``|A| + |B|`` stations only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError
+from .steps.base import Step
+from .steps.correlate import CrossCorrelate, cross_spectra, lags_from_cross_spectra, station_spectra
+from .windows import COMPONENTS, ReadSpan, StationRecord, grid_component, read_station_span
+
+__all__ = [
+    "ProcessingSpec",
+    "PairBlock",
+    "StationWindow",
+    "BlockPartial",
+    "make_pair_blocks",
+    "prep_station_window",
+    "correlate_block",
+    "add_partials",
+    "run_serial",
+    "run_dask",
+]
+
+logger = logging.getLogger(__name__)
+
+N_CHANNEL_PAIRS = len(COMPONENTS) ** 2
+#: Channel-pair labels, source component first, in the order of the result's ``channel`` dim.
+CHANNEL_PAIRS: tuple[str, ...] = tuple(f"{a}:{b}" for a in COMPONENTS for b in COMPONENTS)
+#: Fan-in of the tree reductions.
+TREE_FAN_IN = 8
+#: Seconds read before and after each span, so edge samples and sub-sample offsets are covered.
+READ_PAD_S = 1.0
+
+
+@dataclass(frozen=True)
+class ProcessingSpec:
+    """Everything a task needs to know, fixed before the run starts (picklable, immutable)."""
+
+    window_length: float
+    steps: tuple[Step, ...]
+    correlator: CrossCorrelate
+    sampling_rate: float
+    n_samples: int
+    nfft: int
+    max_lag: int
+    keep_windows: bool
+
+
+@dataclass(frozen=True)
+class PairBlock:
+    """A block of station pairs: sources from one station block, receivers from another.
+
+    Attributes
+    ----------
+    stations
+        Global indices of the stations whose spectra the block needs, ascending.
+    src, rec
+        Per pair, positions into ``stations`` of the source and receiver.
+    pairs
+        Per pair, position in the run's global pair list.
+    """
+
+    stations: tuple[int, ...]
+    src: np.ndarray
+    rec: np.ndarray
+    pairs: np.ndarray
+
+
+@dataclass
+class StationWindow:
+    """One station-window after preprocessing: spectra of valid components, plus failures."""
+
+    window: int
+    spectra: np.ndarray | None  # (3, nfft // 2 + 1) complex, zero rows for missing components
+    valid: np.ndarray  # (3,) bool
+    failures: tuple[tuple, ...] = ()
+
+
+@dataclass
+class BlockPartial:
+    """Partial result of one pair block: summed (or per-window) correlations and counts."""
+
+    data: np.ndarray  # (pairs, 9, lags), or (windows, pairs, 9, lags) when keeping windows
+    counts: np.ndarray  # (pairs, 9) int, or (windows, pairs, 9)
+    windows: np.ndarray  # window indices held (keep_windows only; empty otherwise)
+    failures: frozenset = field(default_factory=frozenset)
+
+
+def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:
+    """Group pairs ``(i, j)`` by ``(i // block_size, j // block_size)`` station blocks."""
+    blocks = []
+    keys = pairs // block_size
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    unique_keys, starts = np.unique(keys[order], axis=0, return_index=True)
+    bounds = list(starts) + [len(order)]
+    for k in range(len(unique_keys)):
+        members = order[bounds[k] : bounds[k + 1]]
+        src_global, rec_global = pairs[members, 0], pairs[members, 1]
+        stations = np.unique(np.concatenate([src_global, rec_global]))
+        blocks.append(
+            PairBlock(
+                stations=tuple(int(s) for s in stations),
+                src=np.searchsorted(stations, src_global),
+                rec=np.searchsorted(stations, rec_global),
+                pairs=members,
+            )
+        )
+    return blocks
+
+
+def block_size_for(n_stations: int, nfft: int, n_lags: int, budget_bytes: float) -> int:
+    """Largest station-block size whose pair block fits ``budget_bytes`` of cross-spectra."""
+    per_pair = N_CHANNEL_PAIRS * ((nfft // 2 + 1) * 16 + n_lags * 8)
+    return max(1, min(n_stations, int(math.isqrt(int(budget_bytes // per_pair)))))
+
+
+def _failure(station: str, window_start: float, component: str, reason: str) -> tuple:
+    return (station, float(window_start), component, reason)
+
+
+def prep_station_window(
+    record: StationRecord, window: int, window_start: float, spec: ProcessingSpec
+) -> StationWindow:
+    """Grid, preprocess and Fourier-transform one station-window (all components)."""
+    valid = np.zeros(len(COMPONENTS), dtype=bool)
+    if record.error is not None:
+        return StationWindow(window, None, valid, (_failure(record.station, window_start, "*", record.error),))
+    if not record.pieces:
+        return StationWindow(window, None, valid, (_failure(record.station, window_start, "*", "no data"),))
+    failures = []
+    groups: dict[float, list[tuple[int, np.ndarray]]] = {}
+    for row, component in enumerate(COMPONENTS):
+        if component not in record.pieces:
+            continue
+        samples, rate, reason = grid_component(record.pieces[component], window_start, spec.window_length)
+        if samples is None:
+            failures.append(_failure(record.station, window_start, component, reason))
+        else:
+            groups.setdefault((rate, samples.size), []).append((row, samples))
+    data = np.zeros((len(COMPONENTS), spec.n_samples))
+    for (rate, _), members in groups.items():
+        rows = [row for row, _ in members]
+        try:
+            values, out_rate = _run_steps(spec.steps, np.vstack([s for _, s in members]), rate)
+            _check_output(values, out_rate, spec)
+        except DataError as exc:
+            failures.extend(_failure(record.station, window_start, COMPONENTS[r], str(exc)) for r in rows)
+            continue
+        finite = np.isfinite(values).all(axis=-1)
+        for local, row in enumerate(rows):
+            if finite[local]:
+                data[row] = values[local]
+                valid[row] = True
+            else:
+                failures.append(_failure(record.station, window_start, COMPONENTS[row], "non-finite after preprocessing"))
+    spectra = station_spectra(data, spec.nfft) if valid.any() else None
+    return StationWindow(window, spectra, valid, tuple(failures))
+
+
+def _run_steps(steps, data, rate):
+    for step in steps:
+        data, rate = step.apply(data, rate)
+    return data, rate
+
+
+def _check_output(values: np.ndarray, rate: float, spec: ProcessingSpec) -> None:
+    if abs(rate - spec.sampling_rate) > 1e-9 * spec.sampling_rate or values.shape[-1] != spec.n_samples:
+        raise DataError(
+            f"preprocessing gave {values.shape[-1]} samples at {rate} Hz, expected "
+            f"{spec.n_samples} at {spec.sampling_rate} Hz; include a resample step"
+        )
+
+
+def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: StationWindow) -> BlockPartial:
+    """Correlate all pairs of a block over the windows of one read span.
+
+    ``station_windows`` is station-major: for each station of ``block.stations``, its
+    windows of the span in the same order.
+    """
+    n_stations = len(block.stations)
+    per_station = len(station_windows) // n_stations
+    n_pairs = len(block.pairs)
+    n_freq = spec.nfft // 2 + 1
+    failures = frozenset(f for sw in station_windows for f in sw.failures)
+    window_ids = [station_windows[w].window for w in range(per_station)]
+    cross_sum = None if spec.keep_windows else np.zeros((n_pairs, 3, 3, n_freq), dtype=np.complex128)
+    counts = np.zeros((per_station, n_pairs, 3, 3), dtype=np.int64)
+    per_window = []
+    for w in range(per_station):
+        windows = [station_windows[s * per_station + w] for s in range(n_stations)]
+        valid = np.stack([sw.valid for sw in windows])
+        counts[w] = valid[block.src][:, :, None] & valid[block.rec][:, None, :]
+        if not counts[w].any():
+            if spec.keep_windows:
+                per_window.append(np.full((n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan))
+            continue
+        spectra = np.stack([sw.spectra if sw.spectra is not None else np.zeros((3, n_freq), complex) for sw in windows])
+        cross = cross_spectra(spectra[block.src][:, :, None, :], spectra[block.rec][:, None, :, :])
+        if spec.keep_windows:
+            lags = lags_from_cross_spectra(cross.reshape(n_pairs, N_CHANNEL_PAIRS, n_freq), spec.nfft, spec.max_lag)
+            lags[~counts[w].reshape(n_pairs, N_CHANNEL_PAIRS)] = np.nan
+            per_window.append(lags)
+        else:
+            cross_sum += cross
+    counts = counts.reshape(per_station, n_pairs, N_CHANNEL_PAIRS)
+    if spec.keep_windows:
+        return BlockPartial(np.stack(per_window), counts, np.asarray(window_ids), failures)
+    summed = lags_from_cross_spectra(cross_sum.reshape(n_pairs, N_CHANNEL_PAIRS, n_freq), spec.nfft, spec.max_lag)
+    return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures)
+
+
+def add_partials(*partials: BlockPartial) -> BlockPartial:
+    """Combine partial results of one block: sum stacks, or concatenate kept windows."""
+    failures = frozenset().union(*(p.failures for p in partials))
+    if partials[0].windows.size or partials[0].data.ndim == 4:
+        return BlockPartial(
+            np.concatenate([p.data for p in partials]),
+            np.concatenate([p.counts for p in partials]),
+            np.concatenate([p.windows for p in partials]),
+            failures,
+        )
+    data = partials[0].data.copy()
+    counts = partials[0].counts.copy()
+    for p in partials[1:]:
+        data += p.data
+        counts += p.counts
+    return BlockPartial(data, counts, partials[0].windows, failures)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What to run for one dataset: stations, windows grouped into read spans, pair blocks."""
+
+    stations: tuple[str, ...]
+    starttimes: tuple[float, ...]
+    spans: tuple[ReadSpan, ...]
+    blocks: tuple[PairBlock, ...]
+
+
+def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[BlockPartial]:
+    """Run the plan in this process, one read span at a time (bounded memory)."""
+    totals: list[BlockPartial | None] = [None] * len(plan.blocks)
+    total_tasks = len(plan.spans) * len(plan.blocks)
+    done = 0
+    for span in plan.spans:
+        records = [read_station_span(db, st, span.start, span.end, READ_PAD_S) for st in plan.stations]
+        prepped = {
+            (i, w): prep_station_window(records[i], w, plan.starttimes[w], spec)
+            for i in range(len(plan.stations))
+            for w in span.windows
+        }
+        del records
+        for b, block in enumerate(plan.blocks):
+            part = correlate_block(spec, block, *(prepped[(i, w)] for i in block.stations for w in span.windows))
+            totals[b] = part if totals[b] is None else add_partials(totals[b], part)
+            done += 1
+            if progress is not None:
+                progress(done, total_tasks)
+    return totals
+
+
+def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[dict, list]:
+    """The dask graph of the plan (deterministic keys) and the keys of the block results."""
+    db_key, spec_key = f"anxcor-database-{token}", f"anxcor-spec-{token}"
+    graph: dict = {db_key: db, spec_key: spec}
+    block_keys = []
+    for b, block in enumerate(plan.blocks):
+        block_keys.append((f"anxcor-block-{token}", b))
+        graph[block_keys[-1]] = block
+    corr_keys: list[list] = [[] for _ in plan.blocks]
+    for s, span in enumerate(plan.spans):
+        for i, station in enumerate(plan.stations):
+            read_key = (f"anxcor-read-{token}", i, s)
+            graph[read_key] = (read_station_span, db_key, station, span.start, span.end, READ_PAD_S)
+            for w in span.windows:
+                graph[(f"anxcor-prep-{token}", i, w)] = (
+                    prep_station_window, read_key, w, plan.starttimes[w], spec_key,
+                )
+        for b, block in enumerate(plan.blocks):
+            key = (f"anxcor-corr-{token}", b, s)
+            inputs = [(f"anxcor-prep-{token}", i, w) for i in block.stations for w in span.windows]
+            graph[key] = (correlate_block, spec_key, block_keys[b], *inputs)
+            corr_keys[b].append(key)
+    final_keys = []
+    for b, keys in enumerate(corr_keys):
+        level = 0
+        while len(keys) > 1:
+            next_keys = []
+            for j in range(0, len(keys), TREE_FAN_IN):
+                key = (f"anxcor-sum-{token}", b, level, j // TREE_FAN_IN)
+                graph[key] = (add_partials, *keys[j : j + TREE_FAN_IN])
+                next_keys.append(key)
+            keys, level = next_keys, level + 1
+        final_keys.append(keys[0])
+    return graph, final_keys
+
+
+def run_dask(plan: RunPlan, spec: ProcessingSpec, db, client, token: str, progress=None) -> list[BlockPartial]:
+    """Run the plan on a ``dask.distributed`` client; same task functions as :func:`run_serial`."""
+    from distributed import as_completed
+
+    graph, final_keys = build_graph(plan, spec, db, token)
+    futures = client.get(graph, final_keys, sync=False)
+    position = {future.key: b for b, future in enumerate(futures)}
+    results: list[BlockPartial | None] = [None] * len(futures)
+    for done, future in enumerate(as_completed(futures), start=1):
+        results[position[future.key]] = future.result()
+        if progress is not None:
+            progress(done, len(futures))
+    return results

@@ -1,0 +1,135 @@
+"""Turn block results into the labelled result Dataset (netCDF/zarr-safe).
+
+Layout: one data variable per dataset name with dims ``(channel, station_pair, time)``
+(plus ``window`` in front when windows are kept or sub-stacked); per-pair coordinates
+``src``, ``rec`` and, with station coordinates, ``distance`` (km), ``azimuth`` and
+``backazimuth`` (degrees); ``n_windows`` counts the windows in each stack.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from obspy import UTCDateTime
+from obspy.geodetics import gps2dist_azimuth
+
+from .execute import CHANNEL_PAIRS, BlockPartial
+
+__all__ = ["pair_label", "pair_geometry", "assemble_variable", "failure_records"]
+
+SIGN_CONVENTION = (
+    "corr(t) = sum_tau src(tau) * rec(tau + t); positive lag = energy travelling from src to rec"
+)
+
+
+def pair_label(source: str, receiver: str) -> str:
+    """The ``station_pair`` label ``'NET.SRC:NET.REC'``."""
+    return f"{source}:{receiver}"
+
+
+def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None) -> dict[str, np.ndarray] | None:
+    """Distance (km), azimuth and backazimuth (degrees) for each pair, or None without coordinates.
+
+    Azimuth is measured at the source towards the receiver, backazimuth at the receiver
+    towards the source, both clockwise from north (WGS84). Autocorrelations get distance 0,
+    azimuth 0 and backazimuth 180.
+    """
+    if coordinates is None:
+        return None
+    needed = {s for pair in pairs for s in pair}
+    if not needed.issubset(coordinates.index):
+        return None
+    distance, azimuth, backazimuth = (np.zeros(len(pairs)) for _ in range(3))
+    for k, (src, rec) in enumerate(pairs):
+        if src == rec:
+            backazimuth[k] = 180.0
+            continue
+        a, b = coordinates.loc[src], coordinates.loc[rec]
+        meters, az, baz = gps2dist_azimuth(a.latitude, a.longitude, b.latitude, b.longitude)
+        distance[k], azimuth[k], backazimuth[k] = meters / 1000.0, az, baz
+    return {"distance": distance, "azimuth": azimuth, "backazimuth": backazimuth}
+
+
+def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, keep_windows: bool, n_lags: int, n_windows: int):
+    if keep_windows:
+        data = np.full((n_windows, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan)
+        counts = np.zeros((n_windows, n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
+        for part, block in zip(partials, blocks):
+            data[np.ix_(part.windows, block.pairs)] = part.data
+            counts[np.ix_(part.windows, block.pairs)] = part.counts
+        return data, counts
+    data = np.empty((n_pairs, len(CHANNEL_PAIRS), n_lags))
+    counts = np.zeros((n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
+    for part, block in zip(partials, blocks):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            data[block.pairs] = part.data / part.counts[..., None]
+        data[block.pairs] = np.where(part.counts[..., None] > 0, data[block.pairs], np.nan)
+        counts[block.pairs] = part.counts
+    return data, counts
+
+
+def _substack(data: np.ndarray, counts: np.ndarray, group: int):
+    """Mean over consecutive groups of ``group`` windows, weighting by what each window had."""
+    n_groups = int(np.ceil(data.shape[0] / group))
+    out = np.full((n_groups,) + data.shape[1:], np.nan)
+    out_counts = np.zeros((n_groups,) + counts.shape[1:], dtype=np.int64)
+    for g in range(n_groups):
+        chunk = slice(g * group, (g + 1) * group)
+        out_counts[g] = counts[chunk].sum(axis=0)
+        total = np.nansum(data[chunk], axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[g] = np.where(out_counts[g][..., None] > 0, total / out_counts[g][..., None], np.nan)
+    return out, out_counts
+
+
+def assemble_variable(
+    partials: list[BlockPartial],
+    blocks,
+    pairs: list[tuple[str, str]],
+    lags: np.ndarray,
+    starttimes: list[float],
+    stack,
+) -> tuple[xr.DataArray, xr.DataArray, list]:
+    """Build one dataset's DataArray, its ``n_windows`` counts and its failures list.
+
+    ``stack`` is True (mean over all windows), False (keep every window) or an integer k
+    (means over consecutive groups of k windows, in time order).
+    """
+    keep_windows = stack is not True
+    data, counts = _block_arrays(partials, blocks, len(pairs), keep_windows, lags.size, len(starttimes))
+    labels = [pair_label(s, r) for s, r in pairs]
+    dims = ("channel", "station_pair", "time")
+    coords = {"channel": list(CHANNEL_PAIRS), "station_pair": labels, "time": lags}
+    if keep_windows:
+        order = np.argsort(starttimes, kind="stable")
+        data, counts = data[order], counts[order]
+        window_starts = np.asarray(starttimes)[order]
+        if stack is not False:
+            data, counts = _substack(data, counts, int(stack))
+            window_starts = window_starts[:: int(stack)]
+        data = data.transpose(0, 2, 1, 3)
+        counts = counts.transpose(0, 2, 1)
+        dims = ("window",) + dims
+        coords["window"] = window_starts
+    else:
+        data = data.transpose(1, 0, 2)
+        counts = counts.T
+    variable = xr.DataArray(data, dims=dims, coords=coords)
+    n_windows = xr.DataArray(counts, dims=dims[:-1], coords={k: coords[k] for k in dims[:-1]})
+    failures = sorted({f for part in partials for f in part.failures})
+    return variable, n_windows, failures
+
+
+def failure_records(dataset: str, failures: list[tuple]) -> list[dict]:
+    """Failures as JSON-ready dicts: dataset, station, window start (ISO), component, reason."""
+    return [
+        {
+            "dataset": dataset,
+            "station": station,
+            "window_start": str(UTCDateTime(start)),
+            "component": component,
+            "reason": reason,
+        }
+        for station, start, component, reason in failures
+    ]

@@ -1,0 +1,295 @@
+"""Windows in time: start times, read spans, and one station's data on a window's sample grid.
+
+A station is read once per *read span* (a run of consecutive windows) and every window is
+then cut from that record in memory. Cutting puts each component on the window's own sample
+grid (``window_start + k / sampling_rate``), which absorbs sub-sample start offsets,
+slightly-off ``delta`` values and off-by-one trace lengths. A component that does not cover
+the window (a gap, missing data), holds NaN/inf, or is constant is *not* zero-filled: it is
+marked missing with a reason that ends up in the result's failures record.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from obspy import Stream, UTCDateTime
+
+from .errors import ConfigError
+
+__all__ = [
+    "COMPONENTS",
+    "component_of",
+    "get_starttimes",
+    "ReadSpan",
+    "plan_read_spans",
+    "StationRecord",
+    "read_station_span",
+    "grid_component",
+]
+
+#: Component order used everywhere (rows of station arrays, channel labels).
+COMPONENTS: tuple[str, ...] = ("Z", "N", "E")
+_COMPONENT_ALIASES = {"Z": "Z", "N": "N", "E": "E", "1": "N", "2": "E"}
+#: Gaps and edge shortfalls up to this many samples are bridged by interpolation.
+EDGE_TOLERANCE_SAMPLES = 1.5
+
+
+def component_of(channel: str) -> str | None:
+    """Return the anxcor component ('Z', 'N' or 'E') of a SEED channel code, or None.
+
+    The last letter decides: Z/N/E as they are, 1 -> N and 2 -> E.
+    """
+    return _COMPONENT_ALIASES.get(channel[-1:].upper()) if channel else None
+
+
+def _as_timestamp(value, name: str) -> float:
+    if isinstance(value, UTCDateTime):
+        return float(value.timestamp)
+    try:
+        stamp = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name} must be a UTC timestamp in seconds (float) or an obspy UTCDateTime, "
+            f"got {value!r}"
+        ) from None
+    if not math.isfinite(stamp):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    return stamp
+
+
+def get_starttimes(t0, t1, window_length: float, overlap: float) -> list[float]:
+    """Start times of the windows that lie fully inside ``[t0, t1]``.
+
+    Parameters
+    ----------
+    t0, t1
+        Start and end of the period, UTC timestamps in seconds (or ``UTCDateTime``).
+    window_length
+        Window length in seconds.
+    overlap
+        Fraction of a window shared with the next one, ``0 <= overlap < 1``; windows start
+        every ``window_length * (1 - overlap)`` seconds.
+
+    Returns
+    -------
+    list of float
+        Window start times (UTC timestamps), ascending.
+
+    Examples
+    --------
+    >>> get_starttimes(0.0, 3600.0, 900.0, 0.25)
+    [0.0, 675.0, 1350.0, 2025.0, 2700.0]
+    """
+    t0 = _as_timestamp(t0, "t0")
+    t1 = _as_timestamp(t1, "t1")
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float, np.floating)):
+        raise ConfigError(f"overlap must be a number with 0 <= overlap < 1, got {overlap!r}")
+    if not 0.0 <= overlap < 1.0:
+        raise ConfigError(
+            f"overlap must satisfy 0 <= overlap < 1 (a fraction of the window), got {overlap}"
+        )
+    if t1 <= t0:
+        raise ConfigError(f"t1 must be after t0, got t0={t0} and t1={t1}")
+    if t1 - t0 < window_length:
+        raise ConfigError(
+            f"no window of {window_length} s fits between t0 and t1 ({t1 - t0} s apart); "
+            "choose a longer period or a shorter window_length"
+        )
+    step = window_length * (1.0 - overlap)
+    count = int(math.floor((t1 - t0 - window_length) / step + 1e-9)) + 1
+    return [t0 + k * step for k in range(count)]
+
+
+@dataclass(frozen=True)
+class ReadSpan:
+    """A run of windows read with one ``get_waveforms`` call per station.
+
+    Attributes
+    ----------
+    start, end
+        UTC timestamps (s) covering every window of the span.
+    windows
+        Indices (into the start-time list) of the windows in this span.
+    """
+
+    start: float
+    end: float
+    windows: tuple[int, ...]
+
+
+def plan_read_spans(
+    starttimes: list[float], window_length: float, read_span: float
+) -> list[ReadSpan]:
+    """Group windows into read spans of at most ``max(read_span, window_length)`` seconds.
+
+    Windows are taken in time order; a new span starts whenever the next window would end
+    more than ``read_span`` seconds after the span's start.
+    """
+    order = sorted(range(len(starttimes)), key=lambda i: starttimes[i])
+    limit = max(read_span, window_length)
+    spans: list[ReadSpan] = []
+    current: list[int] = []
+    for index in order:
+        start = starttimes[index]
+        if current and start + window_length - starttimes[current[0]] > limit + 1e-9:
+            spans.append(_span_of(current, starttimes, window_length))
+            current = []
+        current.append(index)
+    if current:
+        spans.append(_span_of(current, starttimes, window_length))
+    return spans
+
+
+def _span_of(indices: list[int], starttimes: list[float], window_length: float) -> ReadSpan:
+    return ReadSpan(
+        start=starttimes[indices[0]],
+        end=max(starttimes[i] for i in indices) + window_length,
+        windows=tuple(indices),
+    )
+
+
+@dataclass
+class StationRecord:
+    """One station's data over a read span, reduced to plain arrays (cheap to pickle).
+
+    Attributes
+    ----------
+    station
+        ``'NET.STA'``.
+    pieces
+        Component -> list of ``(starttime, delta, samples)`` pieces, in time order.
+    error
+        Why nothing could be read (the database raised or returned junk), else None.
+    notes
+        Things worth recording that did not stop the read (e.g. ignored extra channels).
+    """
+
+    station: str
+    pieces: dict[str, list[tuple[float, float, np.ndarray]]] = field(default_factory=dict)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_station_span(db, station: str, start: float, end: float, pad: float) -> StationRecord:
+    """Read one station between ``start - pad`` and ``end + pad`` through ``db``.
+
+    Exceptions raised by the database are caught and recorded on the returned record: a
+    broken file or station must not stop the other stations.
+    """
+    network, _, code = station.partition(".")
+    try:
+        stream = db.get_waveforms(
+            network=network,
+            station=code,
+            starttime=UTCDateTime(start - pad),
+            endtime=UTCDateTime(end + pad),
+        )
+    except Exception as exc:  # noqa: BLE001 - any database failure becomes a recorded skip
+        return StationRecord(station, error=f"get_waveforms raised {type(exc).__name__}: {exc}")
+    if not isinstance(stream, Stream):
+        return StationRecord(
+            station, error=f"get_waveforms returned {type(stream).__name__}, expected an obspy Stream"
+        )
+    return _record_from_stream(station, stream)
+
+
+def _record_from_stream(station: str, stream: Stream) -> StationRecord:
+    record = StationRecord(station)
+    chosen_ids: dict[str, str] = {}
+    for trace in sorted(stream, key=lambda tr: (tr.id, tr.stats.starttime)):
+        component = component_of(trace.stats.channel)
+        if component is None or trace.stats.npts == 0:
+            continue
+        chosen = chosen_ids.setdefault(component, trace.id)
+        if trace.id != chosen:
+            note = f"ignored {trace.id}: component {component} already read from {chosen}"
+            if note not in record.notes:
+                record.notes.append(note)
+            continue
+        record.pieces.setdefault(component, []).append(
+            (
+                float(trace.stats.starttime.timestamp),
+                float(trace.stats.delta),
+                np.asarray(trace.data, dtype=np.float64),
+            )
+        )
+    for pieces in record.pieces.values():
+        pieces.sort(key=lambda piece: piece[0])
+    return record
+
+
+def grid_component(
+    pieces: list[tuple[float, float, np.ndarray]], window_start: float, window_length: float
+) -> tuple[np.ndarray | None, float, str | None]:
+    """Put one component's pieces on the grid of one window.
+
+    Parameters
+    ----------
+    pieces
+        ``(starttime, delta, samples)`` tuples in time order (a :class:`StationRecord` entry).
+    window_start, window_length
+        The window, UTC timestamp and seconds.
+
+    Returns
+    -------
+    samples, sampling_rate, reason
+        ``samples`` has ``round(window_length * sampling_rate)`` values on the grid
+        ``window_start + k / sampling_rate``; it is None (with ``reason`` saying why) when
+        the data do not cover the window, are not finite, or are constant.
+    """
+    if not pieces:
+        return None, float("nan"), "no data"
+    delta = max(pieces, key=lambda piece: piece[2].size)[1]
+    rate = 1.0 / delta
+    n_samples = int(round(window_length * rate))
+    samples = _fast_slice(pieces, window_start, delta, n_samples)
+    if samples is None:
+        samples, reason = _interpolate(pieces, window_start, delta, n_samples)
+        if samples is None:
+            return None, rate, reason
+    if not np.isfinite(samples).all():
+        return None, rate, "non-finite samples (NaN or inf)"
+    if np.ptp(samples) == 0.0:
+        return None, rate, "constant trace (dead channel or all zeros)"
+    return samples, rate, None
+
+
+def _fast_slice(pieces, window_start, delta, n_samples):
+    """The window straight out of one piece when it lies on the same sample grid."""
+    for start, piece_delta, data in pieces:
+        if abs(piece_delta - delta) > 1e-9 * delta:
+            continue
+        offset = (window_start - start) / delta
+        first = int(round(offset))
+        if abs(offset - first) < 1e-3 and first >= 0 and first + n_samples <= data.size:
+            return data[first : first + n_samples].copy()
+    return None
+
+
+def _interpolate(pieces, window_start, delta, n_samples):
+    """Linear interpolation onto the grid; anything not covered makes the window missing."""
+    grid = window_start + delta * np.arange(n_samples)
+    times, values, covered_until = [], [], -np.inf
+    covered = np.zeros(n_samples, dtype=bool)
+    for start, piece_delta, data in pieces:
+        piece_times = start + piece_delta * np.arange(data.size)
+        keep = piece_times > covered_until  # first piece wins where pieces overlap
+        if not keep.any():
+            continue
+        times.append(piece_times[keep])
+        values.append(data[keep])
+        tolerance = EDGE_TOLERANCE_SAMPLES * piece_delta
+        covered |= (grid >= piece_times[keep][0] - tolerance) & (grid <= piece_times[-1] + tolerance)
+        covered_until = piece_times[-1]
+    if not times:
+        return None, "no data"
+    if not covered.all():
+        missing = np.count_nonzero(~covered)
+        if missing == n_samples:
+            return None, "no data in window"
+        return None, f"gap: {missing} of {n_samples} samples missing"
+    all_times = np.concatenate(times)
+    all_values = np.concatenate(values)
+    return np.interp(grid, all_times, all_values), None
