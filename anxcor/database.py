@@ -240,6 +240,8 @@ def coordinates_table(source: Inventory | pd.DataFrame) -> pd.DataFrame:
             for sta in net
         ]
         frame = pd.DataFrame(rows, columns=COORDINATE_COLUMNS)
+    elif isinstance(source, pd.DataFrame) and source.index.name == "seed_id":
+        return source  # already in this form
     elif isinstance(source, pd.DataFrame):
         missing = [c for c in COORDINATE_COLUMNS[:4] if c not in source.columns]
         if missing:

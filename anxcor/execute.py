@@ -217,7 +217,7 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
         cross = cross_spectra(spectra[block.src][:, :, None, :], spectra[block.rec][:, None, :, :])
         if spec.keep_windows:
             lags = lags_from_cross_spectra(cross.reshape(n_pairs, N_CHANNEL_PAIRS, n_freq), spec.nfft, spec.max_lag)
-            lags[~counts[w].reshape(n_pairs, N_CHANNEL_PAIRS)] = np.nan
+            lags[counts[w].reshape(n_pairs, N_CHANNEL_PAIRS) == 0] = np.nan
             per_window.append(lags)
         else:
             cross_sum += cross
