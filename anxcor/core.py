@@ -14,7 +14,8 @@ import fnmatch
 import json
 import logging
 import pickle
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -315,7 +316,7 @@ class Anxcor:
                 partials = run_serial(plan, spec, db, progress=reporter)
             else:
                 _check_picklable(db, name)
-                token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__)
+                token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, _database_token(db))
                 partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures = assemble_variable(
                 partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), times, stack
@@ -386,7 +387,8 @@ class Anxcor:
             if geometry is not None:
                 pairs = variable["station_pair"].values
                 for key, values in geometry.items():
-                    coords[key] = xr.DataArray(values, dims="station_pair", coords={"station_pair": pairs})
+                    known = xr.DataArray(values, dims="station_pair", coords={"station_pair": pairs})
+                    coords[key] = known if key not in coords else coords[key].combine_first(known)
         dataset = xr.Dataset(data_vars)
         labels = dataset["station_pair"].values
         dataset = dataset.assign_coords(
@@ -464,10 +466,15 @@ def _check_stack(stack):
     raise ConfigError(f"stack must be True, False or a positive integer (windows per substack), got {stack!r}")
 
 
+def _database_token(db) -> str:
+    """A deterministic token of a database's content (its pickle), so graph keys differ per database."""
+    return tokenize(type(db).__qualname__, pickle.dumps(db))
+
+
 def _check_picklable(db, name: str) -> None:
     try:
         pickle.dumps(db)
-    except Exception as exc:  # noqa: BLE001 - any pickling failure means it cannot be shipped
+    except Exception as exc:
         raise ConfigError(
             f"dataset {name!r}: the database object ({type(db).__name__}) cannot be pickled, so it cannot "
             f"be sent to dask workers ({type(exc).__name__}: {exc}). Keep only paths/settings on it and "

@@ -53,7 +53,7 @@ class AnxcorDatabase(ABC):
     ...         return self.stream.select(network=network, station=station).slice(starttime, endtime)
     """
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # noqa: B027 - deliberately empty, so super().__init__() always works
         """Nothing to set up; subclasses call ``super().__init__()`` with no arguments."""
 
     @abstractmethod

@@ -111,7 +111,7 @@ def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:
     keys = pairs // block_size
     order = np.lexsort((keys[:, 1], keys[:, 0]))
     unique_keys, starts = np.unique(keys[order], axis=0, return_index=True)
-    bounds = list(starts) + [len(order)]
+    bounds = [*list(starts), len(order)]
     for k in range(len(unique_keys)):
         members = order[bounds[k] : bounds[k + 1]]
         src_global, rec_global = pairs[members, 0], pairs[members, 1]

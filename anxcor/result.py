@@ -8,6 +8,8 @@ Layout: one data variable per dataset name with dims ``(channel, station_pair, t
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -17,6 +19,8 @@ from obspy.geodetics import gps2dist_azimuth
 from .execute import CHANNEL_PAIRS, BlockPartial
 
 __all__ = ["pair_label", "pair_geometry", "assemble_variable", "failure_records"]
+
+logger = logging.getLogger(__name__)
 
 SIGN_CONVENTION = (
     "corr(t) = sum_tau src(tau) * rec(tau + t); positive lag = energy travelling from src to rec"
@@ -33,17 +37,20 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
 
     Azimuth is measured at the source towards the receiver, backazimuth at the receiver
     towards the source, both clockwise from north (WGS84). Autocorrelations get distance 0,
-    azimuth 0 and backazimuth 180.
+    azimuth 0 and backazimuth 180; pairs with a station of unknown position get NaN (and a
+    warning is logged).
     """
     if coordinates is None:
         return None
-    needed = {s for pair in pairs for s in pair}
-    if not needed.issubset(coordinates.index):
-        return None
-    distance, azimuth, backazimuth = (np.zeros(len(pairs)) for _ in range(3))
+    unknown = sorted({s for pair in pairs for s in pair} - set(coordinates.index))
+    if unknown:
+        logger.warning("no coordinates for %d station(s) %s: their pairs get NaN distance/azimuth", len(unknown), unknown[:10])
+    distance, azimuth, backazimuth = (np.full(len(pairs), np.nan) for _ in range(3))
     for k, (src, rec) in enumerate(pairs):
+        if src in unknown or rec in unknown:
+            continue
         if src == rec:
-            backazimuth[k] = 180.0
+            distance[k], azimuth[k], backazimuth[k] = 0.0, 0.0, 180.0
             continue
         a, b = coordinates.loc[src], coordinates.loc[rec]
         meters, az, baz = gps2dist_azimuth(a.latitude, a.longitude, b.latitude, b.longitude)
@@ -55,13 +62,13 @@ def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, keep_windo
     if keep_windows:
         data = np.full((n_windows, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan)
         counts = np.zeros((n_windows, n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
-        for part, block in zip(partials, blocks):
+        for part, block in zip(partials, blocks, strict=True):
             data[np.ix_(part.windows, block.pairs)] = part.data
             counts[np.ix_(part.windows, block.pairs)] = part.counts
         return data, counts
     data = np.empty((n_pairs, len(CHANNEL_PAIRS), n_lags))
     counts = np.zeros((n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
-    for part, block in zip(partials, blocks):
+    for part, block in zip(partials, blocks, strict=True):
         with np.errstate(invalid="ignore", divide="ignore"):
             data[block.pairs] = part.data / part.counts[..., None]
         data[block.pairs] = np.where(part.counts[..., None] > 0, data[block.pairs], np.nan)
@@ -72,8 +79,8 @@ def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, keep_windo
 def _substack(data: np.ndarray, counts: np.ndarray, group: int):
     """Mean over consecutive groups of ``group`` windows, weighting by what each window had."""
     n_groups = int(np.ceil(data.shape[0] / group))
-    out = np.full((n_groups,) + data.shape[1:], np.nan)
-    out_counts = np.zeros((n_groups,) + counts.shape[1:], dtype=np.int64)
+    out = np.full((n_groups, *data.shape[1:]), np.nan)
+    out_counts = np.zeros((n_groups, *counts.shape[1:]), dtype=np.int64)
     for g in range(n_groups):
         chunk = slice(g * group, (g + 1) * group)
         out_counts[g] = counts[chunk].sum(axis=0)
@@ -110,7 +117,7 @@ def assemble_variable(
             window_starts = window_starts[:: int(stack)]
         data = data.transpose(0, 2, 1, 3)
         counts = counts.transpose(0, 2, 1)
-        dims = ("window",) + dims
+        dims = ("window", *dims)
         coords["window"] = window_starts
     else:
         data = data.transpose(1, 0, 2)

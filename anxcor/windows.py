@@ -10,6 +10,7 @@ marked missing with a reason that ends up in the result's failures record.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ __all__ = [
     "read_station_span",
     "grid_component",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Component order used everywhere (rows of station arrays, channel labels).
 COMPONENTS: tuple[str, ...] = ("Z", "N", "E")
@@ -84,6 +87,8 @@ def get_starttimes(t0, t1, window_length: float, overlap: float) -> list[float]:
     """
     t0 = _as_timestamp(t0, "t0")
     t1 = _as_timestamp(t1, "t1")
+    if isinstance(window_length, bool) or not isinstance(window_length, (int, float, np.integer, np.floating)) or not window_length > 0:
+        raise ConfigError(f"window_length must be a positive number of seconds, got {window_length!r}")
     if isinstance(overlap, bool) or not isinstance(overlap, (int, float, np.floating)):
         raise ConfigError(f"overlap must be a number with 0 <= overlap < 1, got {overlap!r}")
     if not 0.0 <= overlap < 1.0:
@@ -186,7 +191,7 @@ def read_station_span(db, station: str, start: float, end: float, pad: float) ->
             starttime=UTCDateTime(start - pad),
             endtime=UTCDateTime(end + pad),
         )
-    except Exception as exc:  # noqa: BLE001 - any database failure becomes a recorded skip
+    except Exception as exc:
         return StationRecord(station, error=f"get_waveforms raised {type(exc).__name__}: {exc}")
     if not isinstance(stream, Stream):
         return StationRecord(
@@ -217,6 +222,8 @@ def _record_from_stream(station: str, stream: Stream) -> StationRecord:
         )
     for pieces in record.pieces.values():
         pieces.sort(key=lambda piece: piece[0])
+    for note in record.notes:
+        logger.warning("%s: %s", station, note)
     return record
 
 

@@ -6,12 +6,26 @@ new steps (see :mod:`anxcor.steps`).
 
 from .steps import (
     Bandpass as XArrayBandpass,
+)
+from .steps import (
     CrossCorrelate as XArrayXCorrelate,
+)
+from .steps import (
     RemoveMeanTrend as XArrayRemoveMeanTrend,
+)
+from .steps import (
     Resample as XArrayResample,
+)
+from .steps import (
     Taper as XArrayTaper,
+)
+from .steps import (
     TemporalNorm as XArrayTemporalNorm,
+)
+from .steps import (
     Whiten as XArrayWhiten,
+)
+from .steps import (
     XArrayProcessor,
 )
 

@@ -20,9 +20,9 @@ def configured(archive, **options):
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as dask_client:
-            yield dask_client
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster) as dask_client:
+        yield dask_client
 
 
 @pytest.fixture(scope="module")

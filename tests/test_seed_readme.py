@@ -10,10 +10,8 @@ import re
 import textwrap
 
 import numpy as np
-import pytest
-from obspy import Stream
-
 from conftest import shared_path
+from obspy import Stream
 
 PLACEHOLDER_DIR = "'..path/to/your/seismic/data..'"
 PLACEHOLDER_START = "starttime_stamp = 0.0"
@@ -34,7 +32,7 @@ def test_basic_usage_runs_serially_and_on_dask_with_same_numbers(small_archive):
     code = code.replace(PLACEHOLDER_DIR, repr(str(small_archive.waveform_dir)))
     code = code.replace(PLACEHOLDER_START, f"starttime_stamp = {small_archive.starttime!r}")
     namespace = {"np": np, "__name__": "__main__"}
-    exec(compile(code, "ORIGINAL_README.md", "exec"), namespace)  # noqa: S102 - the test's purpose
+    exec(compile(code, "ORIGINAL_README.md", "exec"), namespace)
     try:
         serial_run, dask_run = _rerun_serial(namespace), namespace["result"]
     finally:
@@ -56,7 +54,7 @@ def _rerun_serial(namespace):
 def test_readme_wrapper_class_copes_with_short_traces_and_rounded_delta(small_archive):
     blocks = basic_usage_blocks()
     namespace = {"np": np}
-    exec(compile(blocks[0] + "\n" + blocks[1], "ORIGINAL_README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(blocks[0] + "\n" + blocks[1], "ORIGINAL_README.md", "exec"), namespace)
     wrapper = namespace["WavebankWrapper"](str(small_archive.waveform_dir))
     anx = namespace["Anxcor"](window_length=15 * 60.0)
     anx.add_dataset(wrapper, "wrapped")

@@ -79,8 +79,10 @@ class CrossCorrelate:
     def correlate(self, source: np.ndarray, receiver: np.ndarray, sampling_rate: float) -> np.ndarray:
         """Correlate two time series (same length, last axis) to ``+-max_tau_shift``.
 
-        A convenience over :func:`station_spectra`, :func:`cross_spectra` and
-        :func:`lags_from_cross_spectra`, which the pipeline calls on whole blocks of pairs.
+        A convenience over :func:`~anxcor.steps.correlate.station_spectra`,
+        :func:`~anxcor.steps.correlate.cross_spectra` and
+        :func:`~anxcor.steps.correlate.lags_from_cross_spectra`, which the pipeline calls on
+        whole blocks of pairs.
         """
         n_samples = source.shape[-1]
         nfft = self.nfft(n_samples, sampling_rate)

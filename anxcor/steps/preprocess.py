@@ -8,6 +8,8 @@ components of a station-window at once. Frequencies are in Hz, durations in seco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 import scipy.fft
@@ -31,9 +33,20 @@ __all__ = [
 _TINY = 1e-30
 
 
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def _positive(name: str, value, owner: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
+    if not _is_number(value) or not value > 0:
         raise ConfigError(f"{owner} needs {name} > 0 (a number), got {value!r}")
+
+
+def _in_range(name: str, value, low: float, high: float, owner: str, *, low_open: bool = False, high_open: bool = True) -> None:
+    ok = _is_number(value) and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        bounds = f"{low} {'<' if low_open else '<='} {name} {'<' if high_open else '<='} {high}"
+        raise ConfigError(f"{owner} needs {bounds}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,12 +88,17 @@ class Taper(Step):
     max_percentage: float = 0.05
 
     def __post_init__(self):
-        if not 0 < self.max_percentage <= 0.5:
-            raise ConfigError(f"Taper needs 0 < max_percentage <= 0.5, got {self.max_percentage!r}")
+        _in_range("max_percentage", self.max_percentage, 0.0, 0.5, "Taper", low_open=True, high_open=False)
 
     def apply(self, data, sampling_rate):
         """Multiply by the taper."""
         return data * taper_window(data.shape[-1], self.max_percentage), sampling_rate
+
+
+@lru_cache(maxsize=64)
+def _butterworth(order: int, corners: tuple[float, ...], kind: str, sampling_rate: float) -> np.ndarray:
+    """Second-order sections of a Butterworth filter (cached: designing costs more than filtering)."""
+    return scipy.signal.butter(order, corners if len(corners) > 1 else corners[0], kind, fs=sampling_rate, output="sos")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +131,8 @@ class Bandpass(Step):
             )
         if not isinstance(self.order, int) or isinstance(self.order, bool) or not 1 <= self.order <= 12:
             raise ConfigError(f"Bandpass order must be an integer in [1, 12], got {self.order!r}")
+        if not isinstance(self.zerophase, bool):
+            raise ConfigError(f"Bandpass zerophase must be True or False, got {self.zerophase!r}")
 
     def apply(self, data, sampling_rate):
         """Filter along the last axis."""
@@ -123,11 +143,9 @@ class Bandpass(Step):
                 f"{nyquist} Hz of data sampled at {sampling_rate} Hz"
             )
         if self.freqmax >= 0.95 * nyquist:
-            sos = scipy.signal.butter(self.order, self.freqmin, "highpass", fs=sampling_rate, output="sos")
+            sos = _butterworth(self.order, (self.freqmin,), "highpass", sampling_rate)
         else:
-            sos = scipy.signal.butter(
-                self.order, [self.freqmin, self.freqmax], "bandpass", fs=sampling_rate, output="sos"
-            )
+            sos = _butterworth(self.order, (self.freqmin, self.freqmax), "bandpass", sampling_rate)
         if self.zerophase:
             return scipy.signal.sosfiltfilt(sos, data, axis=-1), sampling_rate
         return scipy.signal.sosfilt(sos, data, axis=-1), sampling_rate
@@ -156,11 +174,23 @@ class Resample(Step):
         return float(self.target_rate)
 
     def apply(self, data, sampling_rate):
-        """Resample along the last axis (no-op when already at the target rate)."""
+        """Resample along the last axis (no-op when already at the target rate).
+
+        The output keeps the input's start time and has samples exactly ``1 / target_rate``
+        apart: the input is zero-padded to a length whose duration is a whole number of
+        output samples before the FFT resampling, then cut to ``round(n * target / rate)``.
+        """
         if abs(sampling_rate - self.target_rate) <= 1e-9 * self.target_rate:
             return data, float(self.target_rate)
-        n_out = int(round(data.shape[-1] * self.target_rate / sampling_rate))
-        return scipy.signal.resample(data, n_out, axis=-1), float(self.target_rate)
+        ratio = Fraction(self.target_rate / sampling_rate).limit_denominator(10_000)
+        n_in = data.shape[-1]
+        n_out = int(round(n_in * self.target_rate / sampling_rate))
+        padded = -(-n_in // ratio.denominator) * ratio.denominator
+        if padded != n_in:
+            pad = [(0, 0)] * (data.ndim - 1) + [(0, padded - n_in)]
+            data = np.pad(data, pad)
+        resampled = scipy.signal.resample(data, padded * ratio.numerator // ratio.denominator, axis=-1)
+        return resampled[..., :n_out], float(self.target_rate)
 
 
 _NORM_METHODS = (None, "ram", "clip", "onebit")
@@ -237,7 +267,7 @@ class Whiten(Step):
         Whitening band in Hz.
     taper_fraction
         Width of each cosine ramp relative to its corner frequency (see
-        :func:`whitening_weights`).
+        :func:`~anxcor.steps.preprocess.whitening_weights`).
     smoothing_hz
         Width in Hz of the running mean applied to the amplitude spectrum before dividing;
         0 keeps only the phase (the default).
@@ -255,10 +285,8 @@ class Whiten(Step):
             raise ConfigError(
                 f"Whiten needs freqmin < freqmax, got freqmin={self.freqmin}, freqmax={self.freqmax}"
             )
-        if not 0 <= self.taper_fraction < 1:
-            raise ConfigError(f"Whiten needs 0 <= taper_fraction < 1, got {self.taper_fraction!r}")
-        if not self.smoothing_hz >= 0:
-            raise ConfigError(f"Whiten needs smoothing_hz >= 0, got {self.smoothing_hz!r}")
+        _in_range("taper_fraction", self.taper_fraction, 0.0, 1.0, "Whiten")
+        _in_range("smoothing_hz", self.smoothing_hz, 0.0, np.inf, "Whiten")
 
     def apply(self, data, sampling_rate):
         """Whiten along the last axis."""
