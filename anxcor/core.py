@@ -13,13 +13,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import pickle
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+import cloudpickle
 from dask.base import tokenize
 
 from . import __version__
@@ -468,12 +468,12 @@ def _check_stack(stack):
 
 def _database_token(db) -> str:
     """A deterministic token of a database's content (its pickle), so graph keys differ per database."""
-    return tokenize(type(db).__qualname__, pickle.dumps(db))
+    return tokenize(type(db).__qualname__, cloudpickle.dumps(db))
 
 
 def _check_picklable(db, name: str) -> None:
     try:
-        pickle.dumps(db)
+        cloudpickle.dumps(db)  # what dask uses: classes defined in a notebook are fine
     except Exception as exc:
         raise ConfigError(
             f"dataset {name!r}: the database object ({type(db).__name__}) cannot be pickled, so it cannot "

@@ -1,13 +1,12 @@
 """One plan, two runners: the same pure task functions run serially or on a dask cluster.
 
-The work of one dataset is a graph of four kinds of task:
+The work of one dataset is a graph of these tasks:
 
-``read``      one ``get_waveforms`` call per station and read span (:mod:`anxcor.windows`)
-``prep``      one per station-window: grid, preprocess, FFT once (all components at once)
-``corr``      one per read span and pair block: all pairs x 9 channel pairs of the block,
-              linear stacks summed in the frequency domain over the span's windows, then one
-              inverse FFT
-``sum``       a tree reduction over read spans, per pair block, then ``final`` (the mean)
+- ``read``: one ``get_waveforms`` call per station and read span (:mod:`anxcor.windows`);
+- ``prep``: one per station-window: grid, preprocess, FFT once (all components at once);
+- ``corr``: one per read span and pair block: all pairs x 9 channel pairs of the block, linear
+  stacks summed in the frequency domain over the span's windows, then one inverse FFT;
+- ``sum``: a tree reduction over read spans, per pair block.
 
 Pair blocks are products of station blocks (stations ``A`` x stations ``B``), sized so a
 block's cross-spectra stay within a memory budget; a ``corr`` task needs the spectra of

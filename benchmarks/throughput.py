@@ -1,0 +1,509 @@
+"""Throughput benchmark: anxcor (serial and on dask) against a plain numpy reference.
+
+For each station count N it writes (or reuses) a synthetic archive of N three-component
+stations, 2 h at 20 Hz, and correlates it in 12 windows of 600 s up to +-100 s lag:
+
+1. ``anxcor serial``: ``Anxcor(window_length=600)``, default preprocessing, read through
+   ``anxcor.database.WaveBankDatabase``, ``process(times)``;
+2. ``anxcor dask``: the same on a 2-worker ``dask.distributed.LocalCluster`` (process per
+   worker, one thread each), ``process(times, dask_client=client)``;
+3. ``numpy reference``: read every miniSEED file with obspy, then per window demean, one FFT
+   per station and component, all pairs x 9 channel pairs by broadcasting, inverse FFT, cut
+   to +-100 s, sum; mean at the end. No whitening or filtering: the cost of the core maths,
+   not a physics equivalent of anxcor's pipeline.
+
+Throughput is counted in units = station pairs (autocorrelations included) x 9 channel
+pairs x windows, per second of wall time. See ``benchmarks/README.md``.
+
+Usage::
+
+    python benchmarks/throughput.py                       # N = 16
+    python benchmarks/throughput.py --stations 16 32 64 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import datetime as dt
+import gc
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import obspy
+import pandas as pd
+import psutil
+
+import anxcor
+from anxcor.core import Anxcor
+from anxcor.database import WaveBankDatabase
+from anxcor.datasets import SyntheticArchive, synthetic_archive
+
+log = logging.getLogger("anxcor.benchmark")
+
+HOURS = 2.0
+RATE = 20.0
+SEED = 0
+WINDOW_S = 600.0
+MAX_TAU_S = 100.0
+COMPONENTS = "ZNE"  # the synthetic archive's components, in anxcor's channel order
+N_CHANNEL_PAIRS = len(COMPONENTS) ** 2
+DATASET = "synthetic"
+#: Relative tolerance of the serial/dask agreement check.
+TOLERANCE = 1e-9
+#: Memory budget (MB) of one block of pairs' cross-spectra in the reference (as anxcor's default).
+REFERENCE_BLOCK_MB = 64.0
+MB = 1024.0**2
+
+
+# ---------------------------------------------------------------------------- memory
+def _status_kb(field_name: str) -> int | None:
+    """A ``VmXXX`` field of /proc/self/status in kB (None when unavailable)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_high_water_mark() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS; Linux >= 4.0 only."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return _status_kb("VmHWM") is not None
+
+
+def _release_free_memory() -> None:
+    """Collect garbage and hand free heap pages back to the OS, so RSS baselines are honest."""
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+            ctypes.CDLL(libc_name).malloc_trim(0)
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the ``with`` block runs.
+
+    Preferred method: the kernel's own high-water mark. Writing ``5`` to
+    ``/proc/self/clear_refs`` resets ``VmHWM`` to the current RSS; after the block ``VmHWM``
+    is the exact peak (no sampling, no overhead). Where that is unavailable, a psutil thread
+    samples the RSS every ``interval`` seconds (can miss short spikes).
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.baseline = 0
+        self.peak = 0
+        self.method = ""
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> PeakRSS:
+        _release_free_memory()
+        self.baseline = self._process.memory_info().rss
+        if _reset_high_water_mark():
+            self.method = "VmHWM reset via /proc/self/clear_refs"
+        else:
+            self.method = f"psutil RSS sampling every {self.interval * 1e3:g} ms"
+            self.peak = self.baseline
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self._process.memory_info().rss)
+        else:
+            self.peak = (_status_kb("VmHWM") or 0) * 1024
+
+    @property
+    def growth(self) -> int:
+        return max(0, self.peak - self.baseline)
+
+
+def _worker_reset_memory() -> dict:
+    """Run on each dask worker before a run: release free memory, reset VmHWM, report RSS."""
+    _release_free_memory()
+    rss = psutil.Process().memory_info().rss
+    return {"rss": rss, "hwm_reset": _reset_high_water_mark()}
+
+
+def _worker_peak_memory() -> dict:
+    """Run on each dask worker after a run: its peak RSS since the reset (or ever, without reset)."""
+    import resource
+
+    hwm_kb = _status_kb("VmHWM")
+    if hwm_kb is None:  # no /proc: lifetime peak (ru_maxrss is kB on Linux)
+        hwm_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak": hwm_kb * 1024, "rss": psutil.Process().memory_info().rss}
+
+
+# ---------------------------------------------------------------------------- archive
+def archive_for(workdir: Path, stations: int) -> SyntheticArchive:
+    """The synthetic archive of ``stations`` stations, written once and reused afterwards."""
+    path = workdir / f"synthetic_n{stations}_h{HOURS:g}_r{RATE:g}_s{SEED}"
+    marker = path / "benchmark-archive.json"
+    params = {"stations": stations, "hours": HOURS, "rate": RATE, "seed": SEED, "anxcor": anxcor.__version__}
+    if marker.is_file():
+        saved = json.loads(marker.read_text())
+        if saved.get("params") == params:
+            log.info("reusing archive %s", path)
+            table = pd.read_csv(path / "stations.csv", dtype={"network": str, "station": str})
+            return SyntheticArchive(
+                path=path,
+                waveform_dir=path / "waveforms",
+                stations=table,
+                starttime=saved["starttime"],
+                endtime=saved["endtime"],
+                rate=RATE,
+                velocity=saved["velocity"],
+                components=saved["components"],
+                layout="hourly",
+            )
+        log.info("archive %s was written with other parameters; rewriting it", path)
+        marker.unlink()
+    started = time.perf_counter()
+    archive = synthetic_archive(path, stations=stations, hours=HOURS, rate=RATE, seed=SEED)
+    log.info("wrote archive %s in %.1f s", path, time.perf_counter() - started)
+    marker.write_text(
+        json.dumps(
+            {
+                "params": params,
+                "starttime": archive.starttime,
+                "endtime": archive.endtime,
+                "velocity": archive.velocity,
+                "components": archive.components,
+            }
+        )
+    )
+    return archive
+
+
+# ---------------------------------------------------------------------------- anxcor
+def make_anxcor(archive: SyntheticArchive) -> tuple[Anxcor, list[float]]:
+    """The benchmarked configuration: defaults, 600 s windows, +-100 s lags, WaveBank database."""
+    anx = Anxcor(window_length=WINDOW_S)
+    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=MAX_TAU_S))
+    # Indexing the bank (WaveBank.update_index) happens here, outside the timed runs.
+    anx.add_dataset(WaveBankDatabase(archive.waveform_dir, coordinates=archive.stations), DATASET)
+    times = anx.get_starttimes(archive.starttime, archive.endtime, 0.0)
+    return anx, times
+
+
+def check_complete(result, n_windows: int, label: str) -> None:
+    """Every pair and channel pair must have used every window, with no failure recorded."""
+    counts = result["n_windows"].values
+    failures = json.loads(result.attrs["failures"])
+    if failures or not (counts == n_windows).all():
+        raise RuntimeError(
+            f"{label}: incomplete result ({len(failures)} failures, n_windows from {counts.min()} "
+            f"to {counts.max()}, expected {n_windows}); timings would not be comparable"
+        )
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """``max |a - b| / max |a|``."""
+    scale = float(np.max(np.abs(a)))
+    return float(np.max(np.abs(a - b))) / scale if scale > 0 else float(np.max(np.abs(a - b)))
+
+
+# ---------------------------------------------------------------------------- reference
+def read_archive(waveform_dir: Path) -> dict[tuple[str, str], obspy.Trace]:
+    """Every miniSEED file of the archive, merged: one trace per (``NET.STA``, component)."""
+    stream = obspy.Stream()
+    for file in sorted(waveform_dir.glob("*.mseed")):
+        stream += obspy.read(str(file), format="MSEED")
+    stream.merge()
+    return {(f"{tr.stats.network}.{tr.stats.station}", tr.stats.channel[-1]): tr for tr in stream}
+
+
+def reference_correlations(
+    traces: dict[tuple[str, str], obspy.Trace], times: list[float], block_mb: float = REFERENCE_BLOCK_MB
+) -> np.ndarray:
+    """Mean over windows of the correlations of all pairs, ``(pairs, 9, lags)``.
+
+    Pairs are ``(i, j)``, ``i <= j`` over the sorted stations; channel pairs source component
+    first in ``COMPONENTS`` order; lags ``-max_lag ... +max_lag`` samples. Same sign convention
+    as anxcor: ``corr(t) = sum_tau s(tau) r(tau + t)``, i.e. ``irfft(conj(S) * R)``.
+    """
+    stations = sorted({station for station, _ in traces})
+    rate = traces[(stations[0], COMPONENTS[0])].stats.sampling_rate
+    n = int(round(WINDOW_S * rate))
+    max_lag = int(round(MAX_TAU_S * rate))
+    nfft = n + max_lag
+    n_freq = nfft // 2 + 1
+    src, rec = np.triu_indices(len(stations))
+    # Pairs per block so one block's cross-spectra (pairs x 3 x 3 x n_freq complex128) fit block_mb.
+    per_block = max(1, int(block_mb * MB // (N_CHANNEL_PAIRS * n_freq * 16)))
+    total = np.zeros((src.size, N_CHANNEL_PAIRS, 2 * max_lag + 1))
+    for start in times:
+        window = np.empty((len(stations), len(COMPONENTS), n))
+        for s, station in enumerate(stations):
+            for c, component in enumerate(COMPONENTS):
+                trace = traces[(station, component)]
+                first = int(round((start - trace.stats.starttime.timestamp) * rate))
+                window[s, c] = trace.data[first : first + n]
+        window -= window.mean(axis=-1, keepdims=True)
+        spectra = np.fft.rfft(window, n=nfft, axis=-1)  # (stations, 3, n_freq), once per station-window
+        for lo in range(0, src.size, per_block):
+            hi = min(lo + per_block, src.size)
+            cross = np.conj(spectra[src[lo:hi], :, None, :]) * spectra[rec[lo:hi], None, :, :]
+            circular = np.fft.irfft(cross.reshape(hi - lo, N_CHANNEL_PAIRS, n_freq), n=nfft, axis=-1)
+            total[lo:hi, :, :max_lag] += circular[..., nfft - max_lag :]  # lags -max_lag ... -1
+            total[lo:hi, :, max_lag:] += circular[..., : max_lag + 1]  # lags 0 ... +max_lag
+    total /= len(times)
+    return total
+
+
+def run_reference(archive: SyntheticArchive, times: list[float]) -> tuple[np.ndarray, float, float]:
+    """Read and correlate; returns the stack and the read and total seconds."""
+    started = time.perf_counter()
+    traces = read_archive(archive.waveform_dir)
+    read_s = time.perf_counter() - started
+    stack = reference_correlations(traces, times)
+    return stack, read_s, time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------- driver
+@dataclass
+class Row:
+    stations: int
+    method: str
+    pairs: int
+    windows: int
+    times: list[float] = field(default_factory=list)
+    peak_mb: float = float("nan")
+    growth_mb: float = float("nan")
+    client_growth_mb: float = float("nan")
+    note: str = ""
+
+    @property
+    def units(self) -> int:
+        return self.pairs * N_CHANNEL_PAIRS * self.windows
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def throughput(self) -> float:
+        return self.units / self.best
+
+
+def bench_serial(anx: Anxcor, times: list[float], row: Row, repeat: int):
+    result = None
+    for k in range(repeat):
+        result = None
+        with PeakRSS() as memory:
+            started = time.perf_counter()
+            result = anx.process(times)
+            row.times.append(time.perf_counter() - started)
+        row.peak_mb = np.nanmax([row.peak_mb, memory.peak / MB])
+        row.growth_mb = np.nanmax([row.growth_mb, memory.growth / MB])
+        log.info("N=%d anxcor serial run %d: %.2f s, peak RSS growth %.0f MB (%s)",
+                 row.stations, k + 1, row.times[-1], memory.growth / MB, memory.method)
+    check_complete(result, len(times), "anxcor serial")
+    return result
+
+
+def bench_dask(anx: Anxcor, times: list[float], row: Row, repeat: int, client):
+    result = None
+    for k in range(repeat):
+        result = None
+        before = client.run(_worker_reset_memory)
+        with PeakRSS() as memory:
+            started = time.perf_counter()
+            result = anx.process(times, dask_client=client)
+            row.times.append(time.perf_counter() - started)
+        after = client.run(_worker_peak_memory)
+        peaks = {w: after[w]["peak"] for w in after}
+        growths = {w: after[w]["peak"] - before[w]["rss"] for w in after if w in before}
+        if not all(v["hwm_reset"] for v in before.values()):
+            row.note = "worker peak is the lifetime ru_maxrss"
+        row.peak_mb = np.nanmax([row.peak_mb, max(peaks.values()) / MB])
+        row.growth_mb = np.nanmax([row.growth_mb, max(growths.values()) / MB])
+        row.client_growth_mb = np.nanmax([row.client_growth_mb, memory.growth / MB])
+        log.info("N=%d anxcor dask run %d: %.2f s, worker peaks %s MB, client growth %.0f MB",
+                 row.stations, k + 1, row.times[-1], [round(p / MB) for p in peaks.values()], memory.growth / MB)
+    check_complete(result, len(times), "anxcor dask")
+    return result
+
+
+def bench_reference(archive: SyntheticArchive, times: list[float], row: Row, repeat: int):
+    stack = None
+    for k in range(repeat):
+        stack = None
+        with PeakRSS() as memory:
+            stack, read_s, total_s = run_reference(archive, times)
+        row.times.append(total_s)
+        row.peak_mb = np.nanmax([row.peak_mb, memory.peak / MB])
+        row.growth_mb = np.nanmax([row.growth_mb, memory.growth / MB])
+        row.note = f"read {read_s:.2f} s of it"
+        log.info("N=%d reference run %d: %.2f s (read %.2f s), peak RSS growth %.0f MB",
+                 row.stations, k + 1, total_s, read_s, memory.growth / MB)
+    return stack
+
+
+def check_reference(archive: SyntheticArchive, times: list[float], reference: np.ndarray) -> float:
+    """anxcor with only demeaning (and the no-op resample) must give the reference's numbers."""
+    anx, _ = make_anxcor(archive)
+    anx.set_task_kwargs("detrend", dict(detrend="constant"))
+    for task in ("taper", "bandpass", "temporal_norm", "whiten"):
+        anx.set_task(task, None)
+    result = anx.process(times)
+    check_complete(result, len(times), "anxcor (demean only)")
+    data = result[DATASET].transpose("station_pair", "channel", "time").values
+    return relative_difference(data, reference)
+
+
+def start_cluster():
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # quieten cluster start/stop (after its config)
+    started = time.perf_counter()
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    log.info("dask LocalCluster (2 workers x 1 thread) started in %.1f s (not timed)", time.perf_counter() - started)
+    return cluster, client
+
+
+def format_table(rows: list[Row]) -> str:
+    header = (
+        f"{'N':>4}  {'method':<16} {'pairs':>6} {'win':>4} {'units':>8} {'wall_s':>8} "
+        f"{'units/s':>9} {'peak_MB':>8} {'growth_MB':>9} {'client_MB':>9}  note"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        client = "-" if np.isnan(r.client_growth_mb) else f"{r.client_growth_mb:.0f}"
+        lines.append(
+            f"{r.stations:>4}  {r.method:<16} {r.pairs:>6} {r.windows:>4} {r.units:>8} {r.best:>8.2f} "
+            f"{r.throughput:>9.0f} {r.peak_mb:>8.0f} {r.growth_mb:>9.0f} {client:>9}  {r.note}"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, nargs="+", default=[16], metavar="N",
+                        help="station counts to benchmark (default: 16)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best time is reported")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "anxcor-benchmark",
+                        help="where synthetic archives are written and reused (default: %(default)s)")
+    parser.add_argument("--no-dask", action="store_true", help="skip the dask runs")
+    parser.add_argument("--check-reference", action="store_true",
+                        help="also check the reference against anxcor with only demeaning (one extra untimed run)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log per-run details to stderr")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or any(n < 1 for n in args.stations):
+        parser.error("--repeat and --stations need positive integers")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    # obsplus warns on every index query about an upstream PyTables bug with nested OR
+    # queries; anxcor's per-station queries are plain, and check_complete verifies the reads.
+    warnings.filterwarnings("ignore", message="Querying with a nested 'where'", category=UserWarning)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    memory_method = "VmHWM reset via /proc/self/clear_refs" if _reset_high_water_mark() else "psutil sampling (5 ms)"
+    print(f"anxcor {anxcor.__version__} throughput benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}")
+    print(f"host: {platform.machine()}, {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 1024**3:.0f} GiB; "
+          f"load average {os.getloadavg()[0]:.2f}; "
+          f"Python {platform.python_version()}, numpy {np.__version__}, obspy {obspy.__version__}")
+    print(f"archive: N stations x {len(COMPONENTS)} components, {HOURS:g} h at {RATE:g} Hz (seed {SEED}); "
+          f"{WINDOW_S:g} s windows, no overlap; lags +-{MAX_TAU_S:g} s; workdir {args.workdir}")
+    print(f"units = station pairs (incl. autocorrelations) x {N_CHANNEL_PAIRS} channel pairs x windows; "
+          f"wall_s = best of {args.repeat}; memory: {memory_method}")
+    print()
+
+    rows: list[Row] = []
+    checks: list[str] = []
+    failed = False
+    cluster = client = None
+    try:
+        for n in args.stations:
+            archive = archive_for(args.workdir, n)
+            anx, times = make_anxcor(archive)
+            pairs = n * (n + 1) // 2
+
+            serial_row = Row(n, "anxcor serial", pairs, len(times))
+            serial = bench_serial(anx, times, serial_row, args.repeat)
+            rows.append(serial_row)
+
+            if not args.no_dask:
+                if client is None:
+                    cluster, client = start_cluster()
+                dask_row = Row(n, "anxcor dask 2w", pairs, len(times))
+                distributed = bench_dask(anx, times, dask_row, args.repeat, client)
+                rows.append(dask_row)
+                diff = relative_difference(serial[DATASET].values, distributed[DATASET].values)
+                ok = diff < TOLERANCE
+                failed |= not ok
+                checks.append(f"N={n}: anxcor serial vs dask: max|diff|/max|serial| = {diff:.1e} "
+                              f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
+                del distributed
+            del serial
+
+            reference_row = Row(n, "numpy reference", pairs, len(times))
+            reference = bench_reference(archive, times, reference_row, args.repeat)
+            rows.append(reference_row)
+            if args.check_reference:
+                diff = check_reference(archive, times, reference)
+                ok = diff < TOLERANCE
+                failed |= not ok
+                checks.append(f"N={n}: reference vs anxcor (demean only): max|diff|/max|anxcor| = {diff:.1e} "
+                              f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
+            del reference
+    finally:
+        if client is not None:
+            client.close()
+            cluster.close()
+
+    print(format_table(rows))
+    print()
+    for n in args.stations:
+        by_method = {r.method: r for r in rows if r.stations == n}
+        ref = by_method["numpy reference"].throughput
+        ratios = ", ".join(
+            f"{method} {r.throughput / ref:.2f}" for method, r in by_method.items() if method != "numpy reference"
+        )
+        print(f"N={n}: throughput ratio anxcor/reference: {ratios}")
+    for line in checks:
+        print(line)
+    if not args.no_dask:
+        print("dask: first run on a fresh cluster (worker imports and warm-up included) unless --repeat > 1")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
