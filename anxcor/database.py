@@ -84,7 +84,19 @@ class AnxcorDatabase(ABC):
         return None
 
 
-class InMemoryDatabase(AnxcorDatabase):
+class _AdapterWithCoordinates(AnxcorDatabase):
+    """Base of the ready-made adapters: optional coordinates given at construction."""
+
+    def __init__(self, coordinates: Inventory | pd.DataFrame | None = None):
+        super().__init__()
+        self.coordinates = None if coordinates is None else coordinates_table(coordinates)
+
+    def get_coordinates(self) -> pd.DataFrame | None:
+        """The coordinates given at construction, if any."""
+        return self.coordinates
+
+
+class InMemoryDatabase(_AdapterWithCoordinates):
     """A database over an obspy Stream held in memory.
 
     Parameters
@@ -97,11 +109,10 @@ class InMemoryDatabase(AnxcorDatabase):
     """
 
     def __init__(self, stream: Stream, coordinates: Inventory | pd.DataFrame | None = None):
-        super().__init__()
+        super().__init__(coordinates)
         if not isinstance(stream, Stream):
             raise ConfigError(f"InMemoryDatabase expects an obspy Stream, got {type(stream).__name__}")
         self.stream = stream
-        self.coordinates = None if coordinates is None else coordinates_table(coordinates)
 
     def get_stations(self) -> list[str]:
         """Stations present in the stream, sorted."""
@@ -112,12 +123,8 @@ class InMemoryDatabase(AnxcorDatabase):
         selected = self.stream.select(network=network, station=station)
         return selected.slice(starttime, endtime, nearest_sample=False)
 
-    def get_coordinates(self) -> pd.DataFrame | None:
-        """The coordinates given at construction, if any."""
-        return self.coordinates
 
-
-class WaveBankDatabase(AnxcorDatabase):
+class WaveBankDatabase(_AdapterWithCoordinates):
     """A database over an obsplus ``WaveBank`` (a directory of miniSEED files, indexed).
 
     Parameters
@@ -129,7 +136,7 @@ class WaveBankDatabase(AnxcorDatabase):
     """
 
     def __init__(self, bank: Any, coordinates: Inventory | pd.DataFrame | None = None):
-        super().__init__()
+        super().__init__(coordinates)
         from obsplus import WaveBank
 
         if isinstance(bank, (str, Path)):
@@ -140,7 +147,6 @@ class WaveBankDatabase(AnxcorDatabase):
             )
         bank.update_index()
         self.bank = bank
-        self.coordinates = None if coordinates is None else coordinates_table(coordinates)
 
     def get_stations(self) -> list[str]:
         """Stations in the bank's index, sorted."""
@@ -155,12 +161,8 @@ class WaveBankDatabase(AnxcorDatabase):
             network=network, station=station, starttime=starttime, endtime=endtime
         )
 
-    def get_coordinates(self) -> pd.DataFrame | None:
-        """The coordinates given at construction, if any."""
-        return self.coordinates
 
-
-class SDSDatabase(AnxcorDatabase):
+class SDSDatabase(_AdapterWithCoordinates):
     """A database over a SeisComP Data Structure (SDS) archive directory.
 
     Parameters
@@ -172,12 +174,11 @@ class SDSDatabase(AnxcorDatabase):
     """
 
     def __init__(self, root: str | Path, coordinates: Inventory | pd.DataFrame | None = None):
-        super().__init__()
+        super().__init__(coordinates)
         root = Path(root)
         if not root.is_dir():
             raise ConfigError(f"SDSDatabase expects an existing SDS root directory, got {str(root)!r}")
         self.root = root
-        self.coordinates = None if coordinates is None else coordinates_table(coordinates)
 
     def _client(self):
         from obspy.clients.filesystem.sds import Client
@@ -192,10 +193,6 @@ class SDSDatabase(AnxcorDatabase):
         """Waveforms of one station from the archive (all locations and channels)."""
         stream = self._client().get_waveforms(network, station, "*", "*", starttime, endtime)
         return stream.trim(starttime, endtime)
-
-    def get_coordinates(self) -> pd.DataFrame | None:
-        """The coordinates given at construction, if any."""
-        return self.coordinates
 
 
 def as_database(obj: Any) -> AnxcorDatabase:

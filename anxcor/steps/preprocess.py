@@ -42,6 +42,13 @@ def _positive(name: str, value, owner: str) -> None:
         raise ConfigError(f"{owner} needs {name} > 0 (a number), got {value!r}")
 
 
+def _check_band(freqmin, freqmax, owner: str) -> None:
+    _positive("freqmin", freqmin, owner)
+    _positive("freqmax", freqmax, owner)
+    if not freqmin < freqmax:
+        raise ConfigError(f"{owner} needs freqmin < freqmax, got freqmin={freqmin}, freqmax={freqmax}")
+
+
 def _in_range(name: str, value, low: float, high: float, owner: str, *, low_open: bool = False, high_open: bool = True) -> None:
     ok = _is_number(value) and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
@@ -123,12 +130,7 @@ class Bandpass(Step):
     zerophase: bool = True
 
     def __post_init__(self):
-        _positive("freqmin", self.freqmin, "Bandpass")
-        _positive("freqmax", self.freqmax, "Bandpass")
-        if not self.freqmin < self.freqmax:
-            raise ConfigError(
-                f"Bandpass needs freqmin < freqmax, got freqmin={self.freqmin}, freqmax={self.freqmax}"
-            )
+        _check_band(self.freqmin, self.freqmax, "Bandpass")
         if not isinstance(self.order, int) or isinstance(self.order, bool) or not 1 <= self.order <= 12:
             raise ConfigError(f"Bandpass order must be an integer in [1, 12], got {self.order!r}")
         if not isinstance(self.zerophase, bool):
@@ -279,12 +281,7 @@ class Whiten(Step):
     smoothing_hz: float = 0.0
 
     def __post_init__(self):
-        _positive("freqmin", self.freqmin, "Whiten")
-        _positive("freqmax", self.freqmax, "Whiten")
-        if not self.freqmin < self.freqmax:
-            raise ConfigError(
-                f"Whiten needs freqmin < freqmax, got freqmin={self.freqmin}, freqmax={self.freqmax}"
-            )
+        _check_band(self.freqmin, self.freqmax, "Whiten")
         _in_range("taper_fraction", self.taper_fraction, 0.0, 1.0, "Whiten")
         _in_range("smoothing_hz", self.smoothing_hz, 0.0, np.inf, "Whiten")
 
