@@ -23,7 +23,12 @@ import numpy as np
 
 from .errors import DataError
 from .steps.base import Step
-from .steps.correlate import CrossCorrelate, cross_spectra, lags_from_cross_spectra, station_spectra
+from .steps.correlate import (
+    CrossCorrelate,
+    lags_from_cross_spectra,
+    station_spectra,
+    window_summed_cross_spectra,
+)
 from .windows import COMPONENTS, ReadSpan, StationRecord, grid_component, read_station_span
 
 __all__ = [
@@ -193,38 +198,45 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     """Correlate all pairs of a block over the windows of one read span.
 
     ``station_windows`` is station-major: for each station of ``block.stations``, its
-    windows of the span in the same order.
+    windows of the span in the same order. For the linear stack the cross-spectra are summed
+    over the span's windows in one batched matrix product per frequency
+    (:func:`~anxcor.steps.correlate.window_summed_cross_spectra`), then inverse-transformed once.
     """
     n_stations = len(block.stations)
-    per_station = len(station_windows) // n_stations
+    n_windows = len(station_windows) // n_stations
     n_pairs = len(block.pairs)
     n_freq = spec.nfft // 2 + 1
     failures = frozenset(f for sw in station_windows for f in sw.failures)
-    window_ids = [station_windows[w].window for w in range(per_station)]
-    cross_sum = None if spec.keep_windows else np.zeros((n_pairs, 3, 3, n_freq), dtype=np.complex128)
-    counts = np.zeros((per_station, n_pairs, 3, 3), dtype=np.int64)
-    per_window = []
-    for w in range(per_station):
-        windows = [station_windows[s * per_station + w] for s in range(n_stations)]
-        valid = np.stack([sw.valid for sw in windows])
-        counts[w] = valid[block.src][:, :, None] & valid[block.rec][:, None, :]
-        if not counts[w].any():
-            if spec.keep_windows:
-                per_window.append(np.full((n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan))
-            continue
-        spectra = np.stack([sw.spectra if sw.spectra is not None else np.zeros((3, n_freq), complex) for sw in windows])
-        cross = cross_spectra(spectra[block.src][:, :, None, :], spectra[block.rec][:, None, :, :])
-        if spec.keep_windows:
-            lags = lags_from_cross_spectra(cross.reshape(n_pairs, N_CHANNEL_PAIRS, n_freq), spec.nfft, spec.max_lag)
-            lags[counts[w].reshape(n_pairs, N_CHANNEL_PAIRS) == 0] = np.nan
-            per_window.append(lags)
-        else:
-            cross_sum += cross
-    counts = counts.reshape(per_station, n_pairs, N_CHANNEL_PAIRS)
-    if spec.keep_windows:
-        return BlockPartial(np.stack(per_window), counts, np.asarray(window_ids), failures)
-    summed = lags_from_cross_spectra(cross_sum.reshape(n_pairs, N_CHANNEL_PAIRS, n_freq), spec.nfft, spec.max_lag)
-    return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures)
+    window_ids = np.asarray([station_windows[w].window for w in range(n_windows)])
+    spectra = np.zeros((n_stations, n_windows, len(COMPONENTS), n_freq), dtype=np.complex128)
+    valid = np.zeros((n_stations, n_windows, len(COMPONENTS)), dtype=bool)
+    for index, sw in enumerate(station_windows):
+        if sw.spectra is not None:
+            spectra[index // n_windows, index % n_windows] = sw.spectra
+            valid[index // n_windows, index % n_windows] = sw.valid
+    # (pairs, windows, 3, 3) -> (windows, pairs, 9): which channel pairs each window has
+    counts = (valid[block.src][:, :, :, None] & valid[block.rec][:, :, None, :]).astype(np.int64)
+    counts = counts.reshape(n_pairs, n_windows, N_CHANNEL_PAIRS).transpose(1, 0, 2)
+    if not spec.keep_windows:
+        cross = _pair_cross_spectra(spectra, block)
+        summed = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
+        return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures)
+    per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan)
+    for w in range(n_windows):
+        if counts[w].any():
+            cross = _pair_cross_spectra(spectra[:, w : w + 1], block)
+            per_window[w] = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
+            per_window[w][counts[w] == 0] = np.nan
+    return BlockPartial(per_window, counts, window_ids, failures)
+
+
+def _pair_cross_spectra(spectra: np.ndarray, block: PairBlock) -> np.ndarray:
+    """Window-summed cross-spectra of the block's pairs: (stations, windows, 3, F) -> (pairs, 9, F)."""
+    sources, source_of_pair = np.unique(block.src, return_inverse=True)
+    receivers, receiver_of_pair = np.unique(block.rec, return_inverse=True)
+    products = window_summed_cross_spectra(spectra[sources], spectra[receivers])  # (F, ns, 3, nr, 3)
+    by_pair = np.ascontiguousarray(products.transpose(1, 3, 2, 4, 0))  # (ns, nr, 3, 3, F)
+    return by_pair[source_of_pair, receiver_of_pair].reshape(len(block.pairs), N_CHANNEL_PAIRS, -1)
 
 
 def add_partials(*partials: BlockPartial) -> BlockPartial:

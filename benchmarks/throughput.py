@@ -502,7 +502,8 @@ def main(argv=None) -> int:
     for line in checks:
         print(line)
     if not args.no_dask:
-        print("dask: first run on a fresh cluster (worker imports and warm-up included) unless --repeat > 1")
+        print(f"dask: one cluster for all N (start not timed); the first run at N={args.stations[0]} is on fresh "
+              "workers (imports, index reads, warm-up included), best of --repeat runs otherwise")
     return 1 if failed else 0
 
 

@@ -15,7 +15,13 @@ import scipy.fft
 
 from ..errors import ConfigError
 
-__all__ = ["CrossCorrelate", "cross_spectra", "lags_from_cross_spectra", "station_spectra"]
+__all__ = [
+    "CrossCorrelate",
+    "cross_spectra",
+    "lags_from_cross_spectra",
+    "station_spectra",
+    "window_summed_cross_spectra",
+]
 
 _METHODS = ("xcorr",)
 
@@ -28,6 +34,30 @@ def station_spectra(data: np.ndarray, nfft: int) -> np.ndarray:
 def cross_spectra(spec_src: np.ndarray, spec_rec: np.ndarray) -> np.ndarray:
     """Cross-spectrum for the sign convention above: ``conj(S) * R``."""
     return np.conj(spec_src) * spec_rec
+
+
+def window_summed_cross_spectra(spec_src: np.ndarray, spec_rec: np.ndarray) -> np.ndarray:
+    """Cross-spectra of every source x receiver station and component, summed over windows.
+
+    ``sum_w conj(S_src[i, w, a, f]) * S_rec[j, w, b, f]`` for all ``i, j, a, b, f``, computed as
+    one small matrix product per frequency (the window sum is the inner dimension), which
+    reads each spectrum once instead of writing one cross-spectrum per window.
+
+    Parameters
+    ----------
+    spec_src, spec_rec
+        Spectra shaped ``(stations, windows, components, frequencies)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(frequencies, source stations, components, receiver stations, components)``.
+    """
+    n_src, n_windows, n_comp, n_freq = spec_src.shape
+    n_rec = spec_rec.shape[0]
+    left = np.conj(spec_src).transpose(3, 0, 2, 1).reshape(n_freq, n_src * n_comp, n_windows)
+    right = spec_rec.transpose(3, 1, 0, 2).reshape(n_freq, n_windows, n_rec * n_comp)
+    return np.matmul(left, right).reshape(n_freq, n_src, n_comp, n_rec, n_comp)
 
 
 def lags_from_cross_spectra(cross: np.ndarray, nfft: int, max_lag: int) -> np.ndarray:
