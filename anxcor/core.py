@@ -14,13 +14,14 @@ import fnmatch
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+import cloudpickle
 import numpy as np
 import pandas as pd
 import xarray as xr
-import cloudpickle
 from dask.base import tokenize
+from obspy import Inventory
 
 from . import __version__
 from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
@@ -104,7 +105,7 @@ class Anxcor:
         self.pair_block_mb = float(pair_block_mb)
         self._tasks: list[tuple[str, Step | None]] = [(name, cls()) for name, cls in DEFAULT_TASKS.items()]
         self._final: dict[str, Any] = {name: cls() for name, cls in FINAL_TASKS.items()}
-        self._datasets: dict[str, tuple[AnxcorDatabase, pd.DataFrame | None]] = {}
+        self._datasets: dict[str, DatasetEntry] = {}
         self._station_filter: tuple[list[str] | None, list[str] | None] = (None, None)
         self._pair_filter: tuple[list[str] | None, list[str] | None] = (None, None)
 
@@ -129,8 +130,9 @@ class Anxcor:
         name
             Name of the result variable for this dataset.
         inventory
-            Optional station coordinates (obspy Inventory or DataFrame with columns network,
-            station, latitude, longitude, elevation); otherwise the database's own
+            Optional station metadata: an obspy Inventory (coordinates, and the orientation
+            and response that steps may use) or a DataFrame with columns network, station,
+            latitude, longitude, elevation; otherwise the database's own
             ``get_inventory()`` / ``get_coordinates()`` are used.
         """
         if not isinstance(name, str) or not name or not name.isidentifier():
@@ -139,7 +141,7 @@ class Anxcor:
             raise ConfigError(f"a dataset named {name!r} was already added; names must be unique")
         db = as_database(database)
         coordinates = coordinates_table(inventory) if inventory is not None else None
-        self._datasets[name] = (db, coordinates)
+        self._datasets[name] = DatasetEntry(db, coordinates, inventory if isinstance(inventory, Inventory) else None)
 
     # ------------------------------------------------------------------ tasks
     @property
@@ -302,12 +304,13 @@ class Anxcor:
         spec = self._spec(keep_windows=stack is not True)
         reporter = TextProgress() if progress is True else (progress or None)
         variables, counts, failures = {}, {}, []
-        for name, (db, extra_coordinates) in self._datasets.items():
+        for name, (db, extra_coordinates, extra_inventory) in self._datasets.items():
             stations = self._stations(name)
             if not stations:
                 raise DataError(f"dataset {name!r}: the database lists no stations (after filters)")
             pairs = self._pairs(stations)
-            plan = self._plan(stations, pairs, times, spec)
+            inventory = extra_inventory if extra_inventory is not None else db.get_inventory()
+            plan = self._plan(stations, pairs, times, spec, inventory)
             logger.info(
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
@@ -321,7 +324,7 @@ class Anxcor:
             variable, n_windows, dataset_failures = assemble_variable(
                 partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), times, stack
             )
-            coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db)
+            coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             variables[name] = (variable, pair_geometry(pairs, coordinates))
             counts[name] = n_windows
             failures.extend(failure_records(name, dataset_failures))
@@ -369,7 +372,7 @@ class Anxcor:
             keep_windows=keep_windows,
         )
 
-    def _plan(self, stations, pairs, times, spec) -> RunPlan:
+    def _plan(self, stations, pairs, times, spec, inventory=None) -> RunPlan:
         index = {s: i for i, s in enumerate(stations)}
         pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
         size = block_size_for(len(stations), spec.nfft, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6)
@@ -378,6 +381,7 @@ class Anxcor:
             starttimes=tuple(times),
             spans=tuple(plan_read_spans(times, self.window_length, self.read_span)),
             blocks=tuple(make_pair_blocks(pair_index, size)),
+            inventories=_station_inventories(stations, inventory),
         )
 
     def _dataset(self, variables, counts, failures, times, spec, stack) -> xr.Dataset:
@@ -448,6 +452,28 @@ class Anxcor:
     def __repr__(self) -> str:
         tasks = ", ".join(f"{name}={step!r}" for name, step in self._tasks)
         return f"Anxcor(window_length={self.window_length}, datasets={list(self._datasets)}, tasks=[{tasks}])"
+
+
+class DatasetEntry(NamedTuple):
+    """A database added with :meth:`Anxcor.add_dataset`, with the metadata given beside it."""
+
+    database: AnxcorDatabase
+    coordinates: pd.DataFrame | None
+    inventory: Inventory | None
+
+
+def _station_inventories(stations: list[str], inventory: Inventory | None) -> tuple:
+    """Each station's part of ``inventory`` (None where it has none); empty without inventory."""
+    if inventory is None:
+        return ()
+    if not isinstance(inventory, Inventory):
+        raise ConfigError(f"get_inventory() must return an obspy Inventory or None, got {type(inventory).__name__}")
+    subsets = []
+    for station in stations:
+        network, _, code = station.partition(".")
+        subset = inventory.select(network=network, station=code)
+        subsets.append(subset if len(subset) else None)
+    return tuple(subsets)
 
 
 def _declared_rate(step) -> float | None:

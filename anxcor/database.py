@@ -260,9 +260,12 @@ def coordinates_table(source: Inventory | pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def database_coordinates(db: AnxcorDatabase) -> pd.DataFrame | None:
-    """Coordinates a database offers (inventory first, then table), or None."""
-    inventory = db.get_inventory()
+def database_coordinates(db: AnxcorDatabase, inventory: Inventory | None = None) -> pd.DataFrame | None:
+    """Coordinates a database offers (inventory first, then table), or None.
+
+    Pass ``inventory`` when ``db.get_inventory()`` was already called, to read it once.
+    """
+    inventory = inventory if inventory is not None else db.get_inventory()
     if inventory is not None:
         return coordinates_table(inventory)
     table = db.get_coordinates()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DataError
-from .steps.base import Step
+from .steps.base import Step, WindowContext
 from .steps.correlate import (
     CrossCorrelate,
     lags_from_cross_spectra,
@@ -142,9 +142,13 @@ def _failure(station: str, window_start: float, component: str, reason: str) -> 
 
 
 def prep_station_window(
-    record: StationRecord, window: int, window_start: float, spec: ProcessingSpec
+    record: StationRecord, window: int, window_start: float, spec: ProcessingSpec, inventory=None
 ) -> StationWindow:
-    """Grid, preprocess and Fourier-transform one station-window (all components)."""
+    """Grid, preprocess and Fourier-transform one station-window (all components).
+
+    ``inventory`` (the station's obspy Inventory, or None) reaches steps through their
+    :class:`~anxcor.steps.base.WindowContext`.
+    """
     valid = np.zeros(len(COMPONENTS), dtype=bool)
     if record.error is not None:
         return StationWindow(window, None, valid, (_failure(record.station, window_start, "*", record.error),))
@@ -163,8 +167,15 @@ def prep_station_window(
     data = np.zeros((len(COMPONENTS), spec.n_samples))
     for (rate, _), members in groups.items():
         rows = [row for row, _ in members]
+        context = WindowContext(
+            station=record.station,
+            starttime=window_start,
+            components=tuple(COMPONENTS[r] for r in rows),
+            channels=tuple(record.channel_ids.get(COMPONENTS[r], "") for r in rows),
+            inventory=inventory,
+        )
         try:
-            values, out_rate = _run_steps(spec.steps, np.vstack([s for _, s in members]), rate)
+            values, out_rate = _run_steps(spec.steps, np.vstack([s for _, s in members]), rate, context)
             _check_output(values, out_rate, spec)
         except DataError as exc:
             failures.extend(_failure(record.station, window_start, COMPONENTS[r], str(exc)) for r in rows)
@@ -180,9 +191,9 @@ def prep_station_window(
     return StationWindow(window, spectra, valid, tuple(failures))
 
 
-def _run_steps(steps, data, rate):
+def _run_steps(steps, data, rate, context):
     for step in steps:
-        data, rate = step.apply(data, rate)
+        data, rate = step.apply(data, rate, context=context)
     return data, rate
 
 
@@ -265,6 +276,11 @@ class RunPlan:
     starttimes: tuple[float, ...]
     spans: tuple[ReadSpan, ...]
     blocks: tuple[PairBlock, ...]
+    inventories: tuple = ()  # per station: its obspy Inventory, or None (empty: none known)
+
+    def inventory(self, station_index: int):
+        """The inventory of one station, or None."""
+        return self.inventories[station_index] if self.inventories else None
 
 
 def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[BlockPartial]:
@@ -275,7 +291,7 @@ def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[B
     for span in plan.spans:
         records = [read_station_span(db, st, span.start, span.end, READ_PAD_S) for st in plan.stations]
         prepped = {
-            (i, w): prep_station_window(records[i], w, plan.starttimes[w], spec)
+            (i, w): prep_station_window(records[i], w, plan.starttimes[w], spec, plan.inventory(i))
             for i in range(len(plan.stations))
             for w in span.windows
         }
@@ -297,6 +313,10 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
     for b, block in enumerate(plan.blocks):
         block_keys.append((f"anxcor-block-{token}", b))
         graph[block_keys[-1]] = block
+    inventory_keys = []
+    for i in range(len(plan.stations)):
+        inventory_keys.append((f"anxcor-inventory-{token}", i))
+        graph[inventory_keys[-1]] = plan.inventory(i)
     corr_keys: list[list] = [[] for _ in plan.blocks]
     for s, span in enumerate(plan.spans):
         for i, station in enumerate(plan.stations):
@@ -304,7 +324,7 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             graph[read_key] = (read_station_span, db_key, station, span.start, span.end, READ_PAD_S)
             for w in span.windows:
                 graph[(f"anxcor-prep-{token}", i, w)] = (
-                    prep_station_window, read_key, w, plan.starttimes[w], spec_key,
+                    prep_station_window, read_key, w, plan.starttimes[w], spec_key, inventory_keys[i],
                 )
         for b, block in enumerate(plan.blocks):
             key = (f"anxcor-corr-{token}", b, s)

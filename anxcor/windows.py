@@ -169,12 +169,15 @@ class StationRecord:
         Why nothing could be read (the database raised or returned junk), else None.
     notes
         Things worth recording that did not stop the read (e.g. ignored extra channels).
+    channel_ids
+        Component -> SEED id of the trace it was read from.
     """
 
     station: str
     pieces: dict[str, list[tuple[float, float, np.ndarray]]] = field(default_factory=dict)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    channel_ids: dict[str, str] = field(default_factory=dict)
 
 
 def read_station_span(db, station: str, start: float, end: float, pad: float) -> StationRecord:
@@ -202,7 +205,7 @@ def read_station_span(db, station: str, start: float, end: float, pad: float) ->
 
 def _record_from_stream(station: str, stream: Stream) -> StationRecord:
     record = StationRecord(station)
-    chosen_ids: dict[str, str] = {}
+    chosen_ids = record.channel_ids
     for trace in sorted(stream, key=lambda tr: (tr.id, tr.stats.starttime)):
         component = component_of(trace.stats.channel)
         if component is None or trace.stats.npts == 0:

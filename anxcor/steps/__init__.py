@@ -1,6 +1,6 @@
 """Processing steps: preprocessing (station level), correlation, stacking."""
 
-from .base import FunctionStep, Step, XArrayProcessor, as_step
+from .base import FunctionStep, Step, WindowContext, XArrayProcessor, as_step
 from .correlate import CrossCorrelate
 from .preprocess import Bandpass, RemoveMeanTrend, Resample, Taper, TemporalNorm, Whiten
 from .stack import Stack
@@ -9,6 +9,7 @@ __all__ = [
     "Step",
     "XArrayProcessor",
     "FunctionStep",
+    "WindowContext",
     "as_step",
     "RemoveMeanTrend",
     "Taper",

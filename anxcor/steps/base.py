@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,32 @@ import xarray as xr
 
 from ..errors import ConfigError
 
-__all__ = ["Step", "XArrayProcessor", "FunctionStep", "as_step", "step_description"]
+__all__ = ["Step", "XArrayProcessor", "FunctionStep", "WindowContext", "as_step", "step_description"]
+
+
+@dataclass(frozen=True)
+class WindowContext:
+    """What a step may need to know about the station-window it processes.
+
+    Attributes
+    ----------
+    station
+        ``'NET.STA'``.
+    starttime
+        Window start, UTC timestamp in seconds.
+    components
+        Component of each data row (``'Z'``, ``'N'``, ``'E'``).
+    channels
+        SEED id of the trace behind each row, e.g. ``'XX.S000.00.HHZ'``.
+    inventory
+        The station's obspy Inventory (coordinates, orientation, response) when known.
+    """
+
+    station: str
+    starttime: float
+    components: tuple[str, ...]
+    channels: tuple[str, ...]
+    inventory: Any = None
 
 
 class Step(ABC):
@@ -32,10 +58,14 @@ class Step(ABC):
     """
 
     @abstractmethod
-    def apply(self, data: np.ndarray, sampling_rate: float) -> tuple[np.ndarray, float]:
+    def apply(
+        self, data: np.ndarray, sampling_rate: float, context: WindowContext | None = None
+    ) -> tuple[np.ndarray, float]:
         """Process ``data`` (..., samples) sampled at ``sampling_rate`` Hz.
 
-        Returns the new array and its sampling rate (unchanged unless the step resamples).
+        ``context`` describes the station-window (station, channels, start, inventory) for
+        steps that need metadata; most steps ignore it. Returns the new array and its
+        sampling rate (unchanged unless the step resamples).
         """
 
     def output_rate(self, sampling_rate: float) -> float:
@@ -64,8 +94,9 @@ class XArrayProcessor(Step):
     """Base class for user-written steps that work on a labelled ``xarray.DataArray``.
 
     Override :meth:`process`. It receives one station-window with dims
-    ``(component, time)`` (``time`` in seconds from the window start) and
-    ``attrs['sampling_rate']`` in Hz, and returns a DataArray of the same layout (change
+    ``(component, time)`` (``time`` in seconds from the window start), ``attrs`` holding
+    ``sampling_rate`` (Hz), ``station`` (``'NET.STA'``), ``starttime`` (UTC timestamp) and
+    ``channels`` (SEED ids of the rows), and returns a DataArray of the same layout (change
     ``attrs['sampling_rate']`` if the step resamples).
 
     Examples
@@ -79,9 +110,16 @@ class XArrayProcessor(Step):
     def process(self, array: xr.DataArray) -> xr.DataArray:
         """Return the processed station-window."""
 
-    def apply(self, data: np.ndarray, sampling_rate: float) -> tuple[np.ndarray, float]:
-        """Wrap ``data`` in a DataArray, run :meth:`process`, unwrap the result."""
-        result = self.process(window_dataarray(data, sampling_rate))
+    def apply(
+        self, data: np.ndarray, sampling_rate: float, context: WindowContext | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Wrap ``data`` in a DataArray (labelled from ``context``), run :meth:`process`, unwrap."""
+        if context is None:
+            array = window_dataarray(data, sampling_rate)
+        else:
+            attrs = {"station": context.station, "starttime": context.starttime, "channels": list(context.channels)}
+            array = window_dataarray(data, sampling_rate, list(context.components), attrs)
+        result = self.process(array)
         if not isinstance(result, xr.DataArray):
             raise ConfigError(
                 f"{type(self).__name__}.process must return an xarray.DataArray, "

@@ -72,7 +72,7 @@ class RemoveMeanTrend(Step):
         if self.detrend not in ("linear", "constant"):
             raise ConfigError(f"RemoveMeanTrend detrend must be 'linear' or 'constant', got {self.detrend!r}")
 
-    def apply(self, data, sampling_rate):
+    def apply(self, data, sampling_rate, context=None):
         """Detrend along the last axis."""
         return scipy.signal.detrend(data, axis=-1, type=self.detrend), sampling_rate
 
@@ -97,7 +97,7 @@ class Taper(Step):
     def __post_init__(self):
         _in_range("max_percentage", self.max_percentage, 0.0, 0.5, "Taper", low_open=True, high_open=False)
 
-    def apply(self, data, sampling_rate):
+    def apply(self, data, sampling_rate, context=None):
         """Multiply by the taper."""
         return data * taper_window(data.shape[-1], self.max_percentage), sampling_rate
 
@@ -136,7 +136,7 @@ class Bandpass(Step):
         if not isinstance(self.zerophase, bool):
             raise ConfigError(f"Bandpass zerophase must be True or False, got {self.zerophase!r}")
 
-    def apply(self, data, sampling_rate):
+    def apply(self, data, sampling_rate, context=None):
         """Filter along the last axis."""
         nyquist = 0.5 * sampling_rate
         if self.freqmin >= 0.95 * nyquist:
@@ -175,7 +175,7 @@ class Resample(Step):
         """Always ``target_rate``."""
         return float(self.target_rate)
 
-    def apply(self, data, sampling_rate):
+    def apply(self, data, sampling_rate, context=None):
         """Resample along the last axis (no-op when already at the target rate).
 
         The output keeps the input's start time and has samples exactly ``1 / target_rate``
@@ -224,7 +224,7 @@ class TemporalNorm(Step):
         _positive("window_s", self.window_s, "TemporalNorm")
         _positive("factor", self.factor, "TemporalNorm")
 
-    def apply(self, data, sampling_rate):
+    def apply(self, data, sampling_rate, context=None):
         """Normalise along the last axis."""
         if self.method is None:
             return data, sampling_rate
@@ -285,7 +285,7 @@ class Whiten(Step):
         _in_range("taper_fraction", self.taper_fraction, 0.0, 1.0, "Whiten")
         _in_range("smoothing_hz", self.smoothing_hz, 0.0, np.inf, "Whiten")
 
-    def apply(self, data, sampling_rate):
+    def apply(self, data, sampling_rate, context=None):
         """Whiten along the last axis."""
         if self.freqmin >= 0.5 * sampling_rate:
             raise DataError(
