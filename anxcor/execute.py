@@ -23,12 +23,7 @@ import numpy as np
 
 from .errors import DataError
 from .steps.base import Step, WindowContext
-from .steps.correlate import (
-    CrossCorrelate,
-    lags_from_cross_spectra,
-    station_spectra,
-    window_summed_cross_spectra,
-)
+from .steps.correlate import CrossCorrelate, lags_from_cross_spectra, window_summed_cross_spectra
 from .windows import COMPONENTS, ReadSpan, StationRecord, grid_component, read_station_span
 
 __all__ = [
@@ -97,6 +92,7 @@ class StationWindow:
     spectra: np.ndarray | None  # (3, nfft // 2 + 1) complex, zero rows for missing components
     valid: np.ndarray  # (3,) bool
     failures: tuple[tuple, ...] = ()
+    source_spectra: np.ndarray | None = None  # the station's spectra as a source, when they differ
 
 
 @dataclass
@@ -187,8 +183,12 @@ def prep_station_window(
                 valid[row] = True
             else:
                 failures.append(_failure(record.station, window_start, COMPONENTS[row], "non-finite after preprocessing"))
-    spectra = station_spectra(data, spec.nfft) if valid.any() else None
-    return StationWindow(window, spectra, valid, tuple(failures))
+    if not valid.any():
+        return StationWindow(window, None, valid, tuple(failures))
+    as_receiver, as_source = spec.correlator.spectra(data, spec.nfft, spec.sampling_rate)
+    return StationWindow(
+        window, as_receiver, valid, tuple(failures), None if as_source is as_receiver else as_source
+    )
 
 
 def _run_steps(steps, data, rate, context):
@@ -219,33 +219,39 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     n_freq = spec.nfft // 2 + 1
     failures = frozenset(f for sw in station_windows for f in sw.failures)
     window_ids = np.asarray([station_windows[w].window for w in range(n_windows)])
-    spectra = np.zeros((n_stations, n_windows, len(COMPONENTS), n_freq), dtype=np.complex128)
+    shape = (n_stations, n_windows, len(COMPONENTS), n_freq)
+    spectra = np.zeros(shape, dtype=np.complex128)
+    distinct_sources = any(sw.source_spectra is not None for sw in station_windows)
+    source_spectra = np.zeros(shape, dtype=np.complex128) if distinct_sources else spectra
     valid = np.zeros((n_stations, n_windows, len(COMPONENTS)), dtype=bool)
     for index, sw in enumerate(station_windows):
         if sw.spectra is not None:
-            spectra[index // n_windows, index % n_windows] = sw.spectra
-            valid[index // n_windows, index % n_windows] = sw.valid
+            station, window = divmod(index, n_windows)
+            spectra[station, window] = sw.spectra
+            valid[station, window] = sw.valid
+            if distinct_sources:
+                source_spectra[station, window] = sw.spectra if sw.source_spectra is None else sw.source_spectra
     # (pairs, windows, 3, 3) -> (windows, pairs, 9): which channel pairs each window has
     counts = (valid[block.src][:, :, :, None] & valid[block.rec][:, :, None, :]).astype(np.int64)
     counts = counts.reshape(n_pairs, n_windows, N_CHANNEL_PAIRS).transpose(1, 0, 2)
     if not spec.keep_windows:
-        cross = _pair_cross_spectra(spectra, block)
+        cross = _pair_cross_spectra(source_spectra, spectra, block)
         summed = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
         return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures)
     per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan)
     for w in range(n_windows):
         if counts[w].any():
-            cross = _pair_cross_spectra(spectra[:, w : w + 1], block)
+            cross = _pair_cross_spectra(source_spectra[:, w : w + 1], spectra[:, w : w + 1], block)
             per_window[w] = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
             per_window[w][counts[w] == 0] = np.nan
     return BlockPartial(per_window, counts, window_ids, failures)
 
 
-def _pair_cross_spectra(spectra: np.ndarray, block: PairBlock) -> np.ndarray:
+def _pair_cross_spectra(source_spectra: np.ndarray, receiver_spectra: np.ndarray, block: PairBlock) -> np.ndarray:
     """Window-summed cross-spectra of the block's pairs: (stations, windows, 3, F) -> (pairs, 9, F)."""
     sources, source_of_pair = np.unique(block.src, return_inverse=True)
     receivers, receiver_of_pair = np.unique(block.rec, return_inverse=True)
-    products = window_summed_cross_spectra(spectra[sources], spectra[receivers])  # (F, ns, 3, nr, 3)
+    products = window_summed_cross_spectra(source_spectra[sources], receiver_spectra[receivers])
     by_pair = np.ascontiguousarray(products.transpose(1, 3, 2, 4, 0))  # (ns, nr, 3, 3, F)
     return by_pair[source_of_pair, receiver_of_pair].reshape(len(block.pairs), N_CHANNEL_PAIRS, -1)
 

@@ -8,10 +8,11 @@ frequency domain that is ``conj(S) * R``. Spectra are zero-padded to at least
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.fft
+from scipy.ndimage import uniform_filter1d
 
 from ..errors import ConfigError
 
@@ -21,9 +22,15 @@ __all__ = [
     "lags_from_cross_spectra",
     "station_spectra",
     "window_summed_cross_spectra",
+    "smoothed_amplitude",
 ]
 
-_METHODS = ("xcorr",)
+_METHODS = ("xcorr", "coherency", "deconvolution")
+_TINY = 1e-30
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 def station_spectra(data: np.ndarray, nfft: int) -> np.ndarray:
@@ -66,6 +73,14 @@ def lags_from_cross_spectra(cross: np.ndarray, nfft: int, max_lag: int) -> np.nd
     return np.concatenate([circular[..., nfft - max_lag :], circular[..., : max_lag + 1]], axis=-1)
 
 
+def smoothed_amplitude(spectra: np.ndarray, width_bins: int) -> np.ndarray:
+    """``|S|`` smoothed by a running mean of ``width_bins`` frequency bins (1: no smoothing)."""
+    amplitude = np.abs(spectra)
+    if width_bins > 1:
+        amplitude = uniform_filter1d(amplitude, size=width_bins, axis=-1, mode="nearest")
+    return amplitude
+
+
 @dataclass(frozen=True, kw_only=True)
 class CrossCorrelate:
     """Correlate every station pair and channel pair of a window.
@@ -76,11 +91,23 @@ class CrossCorrelate:
         Largest lag kept, in seconds; the result spans ``-max_tau_shift ... +max_tau_shift``.
         Must be shorter than the window.
     method
-        ``'xcorr'``: plain cross-correlation (no normalisation; stacks are means).
+        ``'xcorr'``: plain cross-correlation, ``conj(S) R`` (no normalisation; stacks are
+        means). ``'coherency'``: ``conj(S) R / (|S| |R|)``, each amplitude spectrum smoothed
+        over ``smoothing_hz``. ``'deconvolution'``: ``conj(S) R / (|S|^2 + eps)``, the
+        receiver deconvolved by the source, with ``eps = water_level * mean(|S|^2)`` of that
+        source record. The sign convention is the same for all three (positive lag: source to
+        receiver).
+    smoothing_hz
+        Running-mean width in Hz of the amplitude spectra dividing out in ``'coherency'`` (0:
+        none).
+    water_level
+        Stabilisation of ``'deconvolution'``, relative to the source's mean power (> 0).
     """
 
     max_tau_shift: float = 100.0
     method: str = "xcorr"
+    smoothing_hz: float = 0.0
+    water_level: float = 0.01
 
     def __post_init__(self):
         value = self.max_tau_shift
@@ -88,10 +115,14 @@ class CrossCorrelate:
             raise ConfigError(f"CrossCorrelate needs max_tau_shift > 0 seconds, got {value!r}")
         if self.method not in _METHODS:
             raise ConfigError(f"CrossCorrelate method must be one of {_METHODS}, got {self.method!r}")
+        if not _is_number(self.smoothing_hz) or not self.smoothing_hz >= 0:
+            raise ConfigError(f"CrossCorrelate needs smoothing_hz >= 0 (Hz), got {self.smoothing_hz!r}")
+        if not _is_number(self.water_level) or not self.water_level > 0:
+            raise ConfigError(f"CrossCorrelate needs water_level > 0, got {self.water_level!r}")
 
     def get_params(self) -> dict:
         """The constructor arguments."""
-        return {"max_tau_shift": self.max_tau_shift, "method": self.method}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def max_lag(self, sampling_rate: float) -> int:
         """``max_tau_shift`` in samples."""
@@ -106,15 +137,32 @@ class CrossCorrelate:
         max_lag = self.max_lag(sampling_rate)
         return np.arange(-max_lag, max_lag + 1) / sampling_rate
 
+    def spectra(self, data: np.ndarray, nfft: int, sampling_rate: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-station spectra for the method: ``(as receiver, as source)``.
+
+        The cross-spectrum of a pair is ``conj(source part of src) * receiver part of rec``;
+        for ``'xcorr'`` both parts are the plain zero-padded spectrum.
+        """
+        spectra = station_spectra(data, nfft)
+        if self.method == "xcorr":
+            return spectra, spectra
+        if self.method == "coherency":
+            width = int(round(self.smoothing_hz * nfft / sampling_rate))
+            normalised = spectra / np.maximum(smoothed_amplitude(spectra, width), _TINY)
+            return normalised, normalised
+        power = np.abs(spectra) ** 2
+        floor = self.water_level * power.mean(axis=-1, keepdims=True)
+        return spectra, spectra / np.maximum(power + floor, _TINY)
+
     def correlate(self, source: np.ndarray, receiver: np.ndarray, sampling_rate: float) -> np.ndarray:
         """Correlate two time series (same length, last axis) to ``+-max_tau_shift``.
 
-        A convenience over :func:`~anxcor.steps.correlate.station_spectra`,
-        :func:`~anxcor.steps.correlate.cross_spectra` and
+        A convenience over :meth:`spectra`, :func:`~anxcor.steps.correlate.cross_spectra` and
         :func:`~anxcor.steps.correlate.lags_from_cross_spectra`, which the pipeline calls on
         whole blocks of pairs.
         """
         n_samples = source.shape[-1]
         nfft = self.nfft(n_samples, sampling_rate)
-        cross = cross_spectra(station_spectra(source, nfft), station_spectra(receiver, nfft))
-        return lags_from_cross_spectra(cross, nfft, self.max_lag(sampling_rate))
+        _, source_part = self.spectra(source, nfft, sampling_rate)
+        receiver_part, _ = self.spectra(receiver, nfft, sampling_rate)
+        return lags_from_cross_spectra(cross_spectra(source_part, receiver_part), nfft, self.max_lag(sampling_rate))
