@@ -14,7 +14,7 @@ def test_quick_start_runs_as_written(tmp_path, monkeypatch):
     assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)  # the quick start writes its archive in the working directory
     namespace = {"__name__": "__main__"}
-    exec(compile("\n".join(blocks), "README.md", "exec"), namespace)  # noqa: S102 - the test's purpose
+    exec(compile("\n".join(blocks), "README.md", "exec"), namespace)  # running the documented code is the test
     namespace["client"].close()
     result, result_dask = namespace["result"], namespace["result_dask"]
     assert result["test"].sizes == {"channel": 9, "station_pair": 21, "time": 2401}
