@@ -40,6 +40,7 @@ from .result import SIGN_CONVENTION, assemble_variable, failure_records, pair_ge
 from .steps import (
     Bandpass,
     CrossCorrelate,
+    OrientHorizontals,
     RemoveMeanTrend,
     Resample,
     Stack,
@@ -59,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 #: The default preprocessing tasks, in order, with the class that builds each.
 DEFAULT_TASKS: dict[str, type] = {
+    "orient": OrientHorizontals,
     "detrend": RemoveMeanTrend,
     "taper": Taper,
     "bandpass": Bandpass,
@@ -86,7 +88,8 @@ class Anxcor:
     Notes
     -----
     The default pipeline, applied to every station-window (all components at once):
-    ``detrend`` (:class:`~anxcor.steps.RemoveMeanTrend`), ``taper``
+    ``orient`` (:class:`~anxcor.steps.OrientHorizontals`: 1/2 or misaligned horizontals to
+    north/east when the inventory gives azimuths), ``detrend`` (:class:`~anxcor.steps.RemoveMeanTrend`), ``taper``
     (:class:`~anxcor.steps.Taper`, 5% each end), ``bandpass``
     (:class:`~anxcor.steps.Bandpass`, 0.01-8 Hz), ``resample``
     (:class:`~anxcor.steps.Resample`, 20 Hz), ``temporal_norm``

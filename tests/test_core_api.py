@@ -76,7 +76,7 @@ def test_window_length_stored_and_options_keyword_only():
 
 def test_default_task_order():
     assert Anxcor().task_names == [
-        "detrend", "taper", "bandpass", "resample", "temporal_norm", "whiten", "crosscorrelate", "stack",
+        "orient", "detrend", "taper", "bandpass", "resample", "temporal_norm", "whiten", "crosscorrelate", "stack",
     ]
 
 
@@ -139,14 +139,14 @@ class Double(XArrayProcessor):
 
 def test_add_process_ordering():
     anx = Anxcor(window_length=900)
-    defaults = ["detrend", "taper", "bandpass", "resample", "temporal_norm", "whiten"]
+    defaults = ["orient", "detrend", "taper", "bandpass", "resample", "temporal_norm", "whiten"]
     anx.add_process(Double())
     assert anx.task_names == [*defaults, "double", "crosscorrelate", "stack"]
     anx.add_process(Double(), before="bandpass")
-    assert anx.task_names == ["detrend", "taper", "double_2", "bandpass", "resample", "temporal_norm", "whiten",
-                              "double", "crosscorrelate", "stack"]
+    assert anx.task_names == ["orient", "detrend", "taper", "double_2", "bandpass", "resample", "temporal_norm",
+                              "whiten", "double", "crosscorrelate", "stack"]
     anx.add_process(lambda a: a, name="identity", after="taper")
-    assert anx.task_names[:4] == ["detrend", "taper", "identity", "double_2"]
+    assert anx.task_names[:5] == ["orient", "detrend", "taper", "identity", "double_2"]
     with pytest.raises(ConfigError, match="identity"):
         anx.add_process(Double(), name="identity")
     with pytest.raises(ConfigError):
@@ -238,7 +238,7 @@ def test_process_errors_are_anxcor_errors():
 def _raw_anxcor():
     """Only the (no-op) resample is left: the result is the plain mean cross-correlation."""
     anx = _anxcor()
-    for name in ("detrend", "taper", "bandpass", "temporal_norm", "whiten"):
+    for name in ("orient", "detrend", "taper", "bandpass", "temporal_norm", "whiten"):
         anx.set_task(name, None)
     return anx
 

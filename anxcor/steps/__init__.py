@@ -2,6 +2,7 @@
 
 from .base import FunctionStep, Step, WindowContext, XArrayProcessor, as_step
 from .correlate import CrossCorrelate
+from .orient import OrientHorizontals
 from .preprocess import Bandpass, RemoveMeanTrend, Resample, Taper, TemporalNorm, Whiten
 from .stack import Stack
 
@@ -11,6 +12,7 @@ __all__ = [
     "FunctionStep",
     "WindowContext",
     "as_step",
+    "OrientHorizontals",
     "RemoveMeanTrend",
     "Taper",
     "Bandpass",
