@@ -108,7 +108,7 @@ def _orientation(inventory, channel: str, starttime: float) -> tuple[float, floa
         return None
     try:
         values = inventory.get_orientation(channel, UTCDateTime(starttime))
-    except Exception:  # noqa: BLE001 - obspy raises plain Exception when the channel is absent
+    except Exception:  # obspy raises a plain Exception when the channel is absent
         return None
     azimuth, dip = values.get("azimuth"), values.get("dip")
     if azimuth is None or dip is None:
