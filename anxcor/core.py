@@ -51,6 +51,8 @@ from .steps import (
     as_step,
 )
 from .steps.base import step_description
+from .steps.rotate import align_station_pairs as _align_station_pairs
+from .validation import require_positive
 from .windows import get_starttimes as _get_starttimes
 from .windows import plan_read_spans
 
@@ -100,12 +102,9 @@ class Anxcor:
     """
 
     def __init__(self, window_length: float = 900.0, *, read_span: float = 3600.0, pair_block_mb: float = 64.0):
-        for name, value in (("window_length", window_length), ("read_span", read_span), ("pair_block_mb", pair_block_mb)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-                raise ConfigError(f"Anxcor {name} must be a positive number of seconds/MB, got {value!r}")
-        self.window_length = float(window_length)
-        self.read_span = float(read_span)
-        self.pair_block_mb = float(pair_block_mb)
+        self.window_length = require_positive("window_length (s)", window_length, "Anxcor")
+        self.read_span = require_positive("read_span (s)", read_span, "Anxcor")
+        self.pair_block_mb = require_positive("pair_block_mb (MB)", pair_block_mb, "Anxcor")
         self._tasks: list[tuple[str, Step | None]] = [(name, cls()) for name, cls in DEFAULT_TASKS.items()]
         self._final: dict[str, Any] = {name: cls() for name, cls in FINAL_TASKS.items()}
         self._datasets: dict[str, DatasetEntry] = {}
@@ -447,6 +446,11 @@ class Anxcor:
         return json.dumps(config, sort_keys=True)
 
     # ------------------------------------------------------------------ conversion
+    @staticmethod
+    def align_station_pairs(result: xr.Dataset) -> xr.Dataset:
+        """Rotate every pair's 9 channel pairs from ZNE to ZRT; see :func:`anxcor.steps.rotate.align_station_pairs`."""
+        return _align_station_pairs(result)
+
     @staticmethod
     def xarray_to_obspy(result: xr.Dataset):
         """One obspy Trace per dataset x station pair x channel pair; see :func:`anxcor.io.xarray_to_obspy`."""

@@ -18,6 +18,7 @@ import numpy as np
 from obspy import Stream, UTCDateTime
 
 from .errors import ConfigError
+from .validation import is_number, require_positive
 
 __all__ = [
     "COMPONENTS",
@@ -48,15 +49,19 @@ def component_of(channel: str) -> str | None:
 
 
 def _as_timestamp(value, name: str) -> float:
+    """A UTC timestamp from a number, UTCDateTime, ISO string, datetime, pandas or numpy time."""
     if isinstance(value, UTCDateTime):
         return float(value.timestamp)
-    try:
+    if is_number(value):
         stamp = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{name} must be a UTC timestamp in seconds (float) or an obspy UTCDateTime, "
-            f"got {value!r}"
-        ) from None
+    else:
+        try:
+            stamp = float(UTCDateTime(str(value) if hasattr(value, "dtype") else value).timestamp)
+        except Exception:  # obspy raises TypeError/ValueError/Exception for unparsable input
+            raise ConfigError(
+                f"{name} must be a UTC timestamp in seconds, an obspy UTCDateTime or an ISO time "
+                f"string such as '2021-01-01T00:00:00', got {value!r}"
+            ) from None
     if not math.isfinite(stamp):
         raise ConfigError(f"{name} must be finite, got {value!r}")
     return stamp
@@ -87,10 +92,10 @@ def get_starttimes(t0, t1, window_length: float, overlap: float) -> list[float]:
     """
     t0 = _as_timestamp(t0, "t0")
     t1 = _as_timestamp(t1, "t1")
-    if isinstance(window_length, bool) or not isinstance(window_length, (int, float, np.integer, np.floating)) or not window_length > 0:
-        raise ConfigError(f"window_length must be a positive number of seconds, got {window_length!r}")
-    if isinstance(overlap, bool) or not isinstance(overlap, (int, float, np.floating)):
+    window_length = require_positive("window_length (s)", window_length, "get_starttimes")
+    if not is_number(overlap):
         raise ConfigError(f"overlap must be a number with 0 <= overlap < 1, got {overlap!r}")
+    overlap = float(overlap)
     if not 0.0 <= overlap < 1.0:
         raise ConfigError(
             f"overlap must satisfy 0 <= overlap < 1 (a fraction of the window), got {overlap}"

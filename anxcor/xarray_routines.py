@@ -26,6 +26,7 @@ from .steps import (
     Whiten as XArrayWhiten,
 )
 from .steps import (
+    XArray9ComponentNormalizer,
     XArrayProcessor,
 )
 
@@ -38,4 +39,5 @@ __all__ = [
     "XArrayResample",
     "XArrayTaper",
     "XArrayRemoveMeanTrend",
+    "XArray9ComponentNormalizer",
 ]

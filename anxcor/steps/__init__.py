@@ -3,6 +3,7 @@
 from .base import FunctionStep, Step, WindowContext, XArrayProcessor, as_step
 from .correlate import CrossCorrelate
 from .orient import OrientHorizontals
+from .rotate import XArray9ComponentNormalizer, align_station_pairs, symmetric_lags
 from .preprocess import Bandpass, RemoveMeanTrend, Resample, Taper, TemporalNorm, Whiten
 from .stack import Stack
 
@@ -20,5 +21,8 @@ __all__ = [
     "TemporalNorm",
     "Whiten",
     "CrossCorrelate",
+    "align_station_pairs",
+    "symmetric_lags",
+    "XArray9ComponentNormalizer",
     "Stack",
 ]

@@ -15,6 +15,7 @@ import scipy.fft
 from scipy.ndimage import uniform_filter1d
 
 from ..errors import ConfigError
+from ..validation import is_number, require_positive
 
 __all__ = [
     "CrossCorrelate",
@@ -27,10 +28,6 @@ __all__ = [
 
 _METHODS = ("xcorr", "coherency", "deconvolution")
 _TINY = 1e-30
-
-
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 def station_spectra(data: np.ndarray, nfft: int) -> np.ndarray:
@@ -110,15 +107,12 @@ class CrossCorrelate:
     water_level: float = 0.01
 
     def __post_init__(self):
-        value = self.max_tau_shift
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-            raise ConfigError(f"CrossCorrelate needs max_tau_shift > 0 seconds, got {value!r}")
+        require_positive("max_tau_shift (s)", self.max_tau_shift, "CrossCorrelate")
         if self.method not in _METHODS:
             raise ConfigError(f"CrossCorrelate method must be one of {_METHODS}, got {self.method!r}")
-        if not _is_number(self.smoothing_hz) or not self.smoothing_hz >= 0:
+        if not is_number(self.smoothing_hz) or not self.smoothing_hz >= 0:
             raise ConfigError(f"CrossCorrelate needs smoothing_hz >= 0 (Hz), got {self.smoothing_hz!r}")
-        if not _is_number(self.water_level) or not self.water_level > 0:
-            raise ConfigError(f"CrossCorrelate needs water_level > 0, got {self.water_level!r}")
+        require_positive("water_level", self.water_level, "CrossCorrelate")
 
     def get_params(self) -> dict:
         """The constructor arguments."""
