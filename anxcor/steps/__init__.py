@@ -3,8 +3,8 @@
 from .base import FunctionStep, Step, WindowContext, XArrayProcessor, as_step
 from .correlate import CrossCorrelate
 from .orient import OrientHorizontals
-from .rotate import XArray9ComponentNormalizer, align_station_pairs, symmetric_lags
 from .preprocess import Bandpass, RemoveMeanTrend, Resample, Taper, TemporalNorm, Whiten
+from .rotate import XArray9ComponentNormalizer, align_station_pairs, symmetric_lags
 from .stack import Stack
 
 __all__ = [
