@@ -25,7 +25,7 @@ from obspy import Inventory
 
 from . import __version__
 from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DatabaseError, DataError
 from .execute import (
     ProcessingSpec,
     RunPlan,
@@ -52,7 +52,7 @@ from .steps import (
 )
 from .steps.base import step_description
 from .steps.rotate import align_station_pairs as _align_station_pairs
-from .validation import require_positive
+from .validation import is_number, require_positive
 from .windows import get_starttimes as _get_starttimes
 from .windows import plan_read_spans
 
@@ -260,7 +260,10 @@ class Anxcor:
         if name not in self._datasets:
             raise ConfigError(f"no dataset named {name!r}; added: {list(self._datasets)}")
         db = self._datasets[name][0]
-        stations = db.get_stations()
+        try:
+            stations = db.get_stations()
+        except Exception as exc:  # a broken database must say which call failed
+            raise DatabaseError(f"{type(db).__name__}.get_stations() raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(stations, (list, tuple)) or not all(isinstance(s, str) and "." in s for s in stations):
             raise DataError(
                 f"{type(db).__name__}.get_stations() must return a list of 'NET.STA' strings, got {stations!r:.200}"
@@ -320,8 +323,12 @@ class Anxcor:
             if dask_client is None:
                 partials = run_serial(plan, spec, db, progress=reporter)
             else:
-                _check_picklable(db, name)
-                token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, _database_token(db))
+                if not callable(getattr(dask_client, "get", None)) or not hasattr(dask_client, "scheduler_info"):
+                    raise ConfigError(
+                        f"dask_client must be a dask.distributed.Client, got {type(dask_client).__name__}"
+                    )
+                shipped = _pickled_database(db, name)
+                token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped)
                 partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures = assemble_variable(
                 partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), times, stack
@@ -330,6 +337,12 @@ class Anxcor:
             variables[name] = (variable, pair_geometry(pairs, coordinates))
             counts[name] = n_windows
             failures.extend(failure_records(name, dataset_failures))
+            if int(n_windows.max()) == 0:
+                reasons = pd.Series([f[3] for f in dataset_failures]).value_counts().head(3)
+                logger.warning(
+                    "dataset %r: no window had usable data for any pair; most common reasons: %s",
+                    name, dict(reasons) if len(reasons) else "no data returned by the database",
+                )
         if hasattr(reporter, "close"):
             reporter.close()
         return self._dataset(variables, counts, failures, times, spec, stack)
@@ -357,6 +370,14 @@ class Anxcor:
                 "keep the 'resample' task (set_task_kwargs('resample', dict(target_rate=...)))"
             )
         rate = rates[-1]
+        last_resample = max(i for i, step in enumerate(steps) if _declared_rate(step) is not None)
+        for step in steps[last_resample + 1 :]:
+            low = getattr(step, "freqmin", None)
+            if is_number(low) and low >= 0.5 * rate:
+                raise ConfigError(
+                    f"{type(step).__name__} freqmin={low} Hz is not below the Nyquist frequency "
+                    f"{0.5 * rate} Hz of the {rate} Hz target rate; lower freqmin or raise the resample target_rate"
+                )
         if correlator.max_tau_shift >= self.window_length:
             raise ConfigError(
                 f"max_tau_shift ({correlator.max_tau_shift} s) must be shorter than window_length "
@@ -452,9 +473,9 @@ class Anxcor:
         return _align_station_pairs(result)
 
     @staticmethod
-    def xarray_to_obspy(result: xr.Dataset):
+    def xarray_to_obspy(result: xr.Dataset, *, skip_empty: bool = False):
         """One obspy Trace per dataset x station pair x channel pair; see :func:`anxcor.io.xarray_to_obspy`."""
-        return _xarray_to_obspy(result)
+        return _xarray_to_obspy(result, skip_empty=skip_empty)
 
     def __repr__(self) -> str:
         tasks = ", ".join(f"{name}={step!r}" for name, step in self._tasks)
@@ -499,15 +520,11 @@ def _check_stack(stack):
     raise ConfigError(f"stack must be True, False or a positive integer (windows per substack), got {stack!r}")
 
 
-def _database_token(db) -> str:
-    """A deterministic token of a database's content (its pickle), so graph keys differ per database."""
-    return tokenize(type(db).__qualname__, cloudpickle.dumps(db))
-
-
-def _check_picklable(db, name: str) -> None:
+def _pickled_database(db, name: str) -> bytes:
+    """The database as dask will ship it (cloudpickle), or a ConfigError saying why it cannot go."""
     try:
-        cloudpickle.dumps(db)  # what dask uses: classes defined in a notebook are fine
-    except Exception as exc:
+        return cloudpickle.dumps(db)  # what dask uses: classes defined in a notebook are fine
+    except Exception as exc:  # any pickling failure means it cannot be shipped
         raise ConfigError(
             f"dataset {name!r}: the database object ({type(db).__name__}) cannot be pickled, so it cannot "
             f"be sent to dask workers ({type(exc).__name__}: {exc}). Keep only paths/settings on it and "
@@ -520,7 +537,7 @@ def _patterns(values, what: str) -> list[str] | None:
         return None
     if isinstance(values, str):
         values = [values]
-    if not all(isinstance(v, str) for v in values):
+    if not isinstance(values, (list, tuple, set)) or not all(isinstance(v, str) for v in values):
         raise ConfigError(f"{what} filter needs strings (fnmatch patterns), got {values!r}")
     return list(values)
 

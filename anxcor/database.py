@@ -9,6 +9,7 @@ sample grids) is anxcor's job, so adapters stay a few lines long.
 from __future__ import annotations
 
 import logging
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -145,21 +146,28 @@ class WaveBankDatabase(_AdapterWithCoordinates):
             raise ConfigError(
                 f"WaveBankDatabase expects an obsplus WaveBank or a directory, got {type(bank).__name__}"
             )
-        bank.update_index()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="obsplus")
+            bank.update_index()
         self.bank = bank
 
     def get_stations(self) -> list[str]:
         """Stations in the bank's index, sorted."""
-        index = self.bank.read_index()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="obsplus")
+            warnings.filterwarnings("ignore", message="Querying with a nested")
+            index = self.bank.read_index()
         if index.empty:
             return []
         return sorted(set(index["network"].astype(str) + "." + index["station"].astype(str)))
 
     def get_waveforms(self, network=None, station=None, starttime=None, endtime=None, **kwargs):
         """Waveforms of one station from the bank."""
-        return self.bank.get_waveforms(
-            network=network, station=station, starttime=starttime, endtime=endtime
-        )
+        with warnings.catch_warnings():
+            # obsplus' pandas/PyTables deprecation chatter, once per read, is not the user's concern
+            warnings.filterwarnings("ignore", module="obsplus")
+            warnings.filterwarnings("ignore", message="Querying with a nested")
+            return self.bank.get_waveforms(network=network, station=station, starttime=starttime, endtime=endtime)
 
 
 class SDSDatabase(_AdapterWithCoordinates):

@@ -22,6 +22,7 @@ of a pair over about ``+/- |cross-track offset| * sin(spread) / velocity``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
 import numbers
@@ -61,6 +62,8 @@ _SECONDS_PER_HOUR = 3600.0
 _NS_PER_DAY = 86_400 * 10**9
 #: Default start of the records (copied by synthetic_archive, never modified).
 _DEFAULT_START = UTCDateTime(2021, 1, 1)
+#: Parameters of the last complete write, so an identical call can reuse the files.
+_MARKER = "archive.json"
 _STATION_COLUMNS = ["network", "station", "latitude", "longitude", "elevation", "x_km", "y_km"]
 
 
@@ -272,11 +275,24 @@ def synthetic_archive(
     )
     rate = float(rate)
     velocity = float(velocity)
+    waveform_dir = root / ("waveforms" if layout == "hourly" else "sds")
+    marker = root / _MARKER
+    recipe = {
+        "format": 1, "stations": stations, "hours": float(hours), "rate": rate, "seed": seed,
+        "components": components, "velocity": velocity, "aperture_km": float(aperture_km),
+        "waves_per_hour": waves_per_hour, "network": network, "azimuth": azimuth, "spread": float(spread),
+        "dvv": float(dvv), "change_hour": change_hour, "noise_level": float(noise_level), "layout": layout,
+        "starttime": str(t0),
+    }
+    if marker.is_file() and json.loads(marker.read_text()) == recipe and (root / "stations.csv").is_file():
+        logger.info("reusing the synthetic archive in %s (same parameters)", root)
+        return _archive(root, waveform_dir, pd.read_csv(root / "stations.csv", dtype={"network": str, "station": str}),
+                        t0, hours, rate, velocity, components, layout)
+    marker.unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
 
     table, x_km, y_km = _station_table(rng, stations, float(aperture_km), network)
     root.mkdir(parents=True, exist_ok=True)
-    waveform_dir = root / ("waveforms" if layout == "hourly" else "sds")
     waveform_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(root / "stations.csv", index=False)
 
@@ -311,12 +327,17 @@ def synthetic_archive(
         "wrote %d stations x %d components x %g h at %g Hz (%s layout, %d files) to %s",
         stations, len(components), float(hours), rate, layout, len(writer.files), waveform_dir,
     )
-    stale = sum(1 for p in waveform_dir.rglob("*") if p.is_file()) - len(writer.files)
+    stale = sum(1 for p in waveform_dir.rglob("*") if p.is_file() and _is_waveform_file(p)) - len(writer.files)
     if stale > 0:
         logger.warning(
-            "%s holds %d files not written by this call; read_stream will read them too",
+            "%s holds %d waveform files not written by this call; read_stream will read them too",
             waveform_dir, stale,
         )
+    marker.write_text(json.dumps(recipe))  # written last: a half-written archive is never reused
+    return _archive(root, waveform_dir, table, t0, hours, rate, velocity, components, layout)
+
+
+def _archive(root, waveform_dir, table, t0, hours, rate, velocity, components, layout) -> SyntheticArchive:
     return SyntheticArchive(
         path=root,
         waveform_dir=waveform_dir,
@@ -328,6 +349,11 @@ def synthetic_archive(
         components=components,
         layout=layout,
     )
+
+
+def _is_waveform_file(path: Path) -> bool:
+    """miniSEED files the archive's layouts produce (not indexes such as obsplus' .index.h5)."""
+    return not path.name.startswith(".") and path.suffix != ".h5"
 
 
 def _station_table(

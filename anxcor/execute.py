@@ -352,15 +352,25 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
 
 
 def run_dask(plan: RunPlan, spec: ProcessingSpec, db, client, token: str, progress=None) -> list[BlockPartial]:
-    """Run the plan on a ``dask.distributed`` client; same task functions as :func:`run_serial`."""
+    """Run the plan on a ``dask.distributed`` client; same task functions as :func:`run_serial`.
+
+    Progress counts the correlation tasks (read span x pair block) and the block results as
+    they finish; each correlation future is released at once, so no partial result is held
+    longer than its reduction needs it.
+    """
     from distributed import as_completed
 
     graph, final_keys = build_graph(plan, spec, db, token)
-    futures = client.get(graph, final_keys, sync=False)
-    position = {future.key: b for b, future in enumerate(futures)}
-    results: list[BlockPartial | None] = [None] * len(futures)
-    for done, future in enumerate(as_completed(futures), start=1):
-        results[position[future.key]] = future.result()
+    finals = set(final_keys)
+    corr_keys = [k for k in graph if isinstance(k, tuple) and k[0].startswith("anxcor-corr-") and k not in finals]
+    position = {key: b for b, key in enumerate(final_keys)}
+    total = len(corr_keys) + len(final_keys)
+    results: list[BlockPartial | None] = [None] * len(final_keys)
+    pending = as_completed(client.get(graph, corr_keys + final_keys, sync=False))
+    for done, future in enumerate(pending, start=1):
+        if future.key in position:
+            results[position[future.key]] = future.result()
+        future.release()
         if progress is not None:
-            progress(done, len(futures))
+            progress(done, total)
     return results

@@ -12,7 +12,7 @@ from .errors import ConfigError
 __all__ = ["xarray_to_obspy"]
 
 
-def xarray_to_obspy(result: xr.Dataset) -> Stream:
+def xarray_to_obspy(result: xr.Dataset, *, skip_empty: bool = False) -> Stream:
     """One obspy Trace per dataset x station pair x channel pair (autocorrelations included).
 
     Labels are deterministic: ``network = 'SRCNET:RECNET'``, ``station = 'SRC:REC'``,
@@ -27,6 +27,10 @@ def xarray_to_obspy(result: xr.Dataset) -> Stream:
     ----------
     result
         A stacked Dataset returned by :meth:`anxcor.core.Anxcor.process`.
+    skip_empty
+        Leave out traces of pairs and channel pairs that no window contributed to (all
+        NaN), which obspy's filters and plots cannot handle. Off by default, so the stream
+        has exactly one trace per pair x channel pair.
 
     Returns
     -------
@@ -49,6 +53,8 @@ def xarray_to_obspy(result: xr.Dataset) -> Stream:
             src, rec = str(label).split(":")
             (src_net, src_sta), (rec_net, rec_sta) = src.split(".", 1), rec.split(".", 1)
             for c, channel in enumerate(variable["channel"].values):
+                if skip_empty and not np.isfinite(values[p, c]).any():
+                    continue
                 meta = AttribDict(
                     src=src, rec=rec, dataset=name, channel=str(channel), lag_start=float(lags[0]),
                     n_windows=None if counts is None else int(counts[p, c]),

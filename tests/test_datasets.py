@@ -56,8 +56,20 @@ def test_same_seed_gives_identical_files(tmp_path, layout):
     synthetic_archive(tmp_path / "a", seed=3, layout=layout, **SMALL)
     synthetic_archive(tmp_path / "b", seed=3, layout=layout, **SMALL)
     first, second = _file_bytes(tmp_path / "a"), _file_bytes(tmp_path / "b")
-    assert len(first) == 1 + SMALL["stations"] * 3
+    assert len(first) == 2 + SMALL["stations"] * 3  # stations.csv, archive.json, one file per channel
     assert first == second
+
+
+def test_identical_call_reuses_the_archive_and_a_changed_one_rewrites_it(tmp_path):
+    first = synthetic_archive(tmp_path, seed=3, **SMALL)
+    files = sorted(first.waveform_dir.iterdir())
+    stamps = [p.stat().st_mtime_ns for p in files]
+    again = synthetic_archive(tmp_path, seed=3, **SMALL)
+    assert [p.stat().st_mtime_ns for p in files] == stamps  # nothing rewritten
+    pd.testing.assert_frame_equal(again.stations, first.stations)
+    assert (again.starttime, again.endtime, again.rate) == (first.starttime, first.endtime, first.rate)
+    other = synthetic_archive(tmp_path, seed=4, **SMALL)
+    assert not other.stations.equals(first.stations)
 
 
 def test_rewriting_in_place_gives_identical_files(tmp_path):
