@@ -36,7 +36,7 @@ from .execute import (
 )
 from .io import xarray_to_obspy as _xarray_to_obspy
 from .progress import TextProgress
-from .result import SIGN_CONVENTION, assemble_variable, failure_records, pair_geometry
+from .result import SIGN_CONVENTION, assemble_variable, failure_records, pair_geometry, repair_records
 from .steps import (
     Bandpass,
     CrossCorrelate,
@@ -53,8 +53,8 @@ from .steps import (
 from .steps.base import step_description
 from .steps.rotate import align_station_pairs as _align_station_pairs
 from .validation import is_number, require_positive
+from .windows import GAP_FILLS, plan_read_spans
 from .windows import get_starttimes as _get_starttimes
-from .windows import plan_read_spans
 
 __all__ = ["Anxcor", "AnxcorDatabase"]
 
@@ -86,6 +86,14 @@ class Anxcor:
         inside one span are cut from that read (at least one window is always read).
     pair_block_mb
         Memory budget in MB for one block of pairs' cross-spectra; bounds memory per task.
+    gap_fill
+        None (default): a component with a gap is skipped for that window. ``'interpolate'``
+        or ``'mean'``: gaps adding up to at most ``max_gap_fraction`` of the window are
+        filled (straight lines, or the data's mean) and the window is used. Skips are listed
+        in ``result.attrs['failures']``, fills (and merged overlapping traces) in
+        ``result.attrs['repairs']``.
+    max_gap_fraction
+        Largest fraction of a window that ``gap_fill`` may make up.
 
     Notes
     -----
@@ -101,10 +109,24 @@ class Anxcor:
     (:class:`~anxcor.steps.Stack`, linear mean).
     """
 
-    def __init__(self, window_length: float = 900.0, *, read_span: float = 3600.0, pair_block_mb: float = 64.0):
+    def __init__(
+        self,
+        window_length: float = 900.0,
+        *,
+        read_span: float = 3600.0,
+        pair_block_mb: float = 64.0,
+        gap_fill: str | None = None,
+        max_gap_fraction: float = 0.05,
+    ):
         self.window_length = require_positive("window_length (s)", window_length, "Anxcor")
         self.read_span = require_positive("read_span (s)", read_span, "Anxcor")
         self.pair_block_mb = require_positive("pair_block_mb (MB)", pair_block_mb, "Anxcor")
+        if gap_fill not in GAP_FILLS:
+            raise ConfigError(f"Anxcor gap_fill must be one of {GAP_FILLS}, got {gap_fill!r}")
+        self.gap_fill = gap_fill
+        self.max_gap_fraction = require_positive("max_gap_fraction", max_gap_fraction, "Anxcor")
+        if self.max_gap_fraction >= 1:
+            raise ConfigError(f"Anxcor needs max_gap_fraction < 1 (a fraction of the window), got {max_gap_fraction!r}")
         self._tasks: list[tuple[str, Step | None]] = [(name, cls()) for name, cls in DEFAULT_TASKS.items()]
         self._final: dict[str, Any] = {name: cls() for name, cls in FINAL_TASKS.items()}
         self._datasets: dict[str, DatasetEntry] = {}
@@ -308,7 +330,7 @@ class Anxcor:
             raise ConfigError("no dataset added; call add_dataset(database, name) before process")
         spec = self._spec(keep_windows=stack is not True)
         reporter = TextProgress() if progress is True else (progress or None)
-        variables, counts, failures = {}, {}, []
+        variables, counts, failures, repairs = {}, {}, [], []
         for name, (db, extra_coordinates, extra_inventory) in self._datasets.items():
             stations = self._stations(name)
             if not stations:
@@ -330,13 +352,14 @@ class Anxcor:
                 shipped = _pickled_database(db, name)
                 token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped)
                 partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
-            variable, n_windows, dataset_failures = assemble_variable(
+            variable, n_windows, dataset_failures, dataset_repairs = assemble_variable(
                 partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), times, stack
             )
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             variables[name] = (variable, pair_geometry(pairs, coordinates))
             counts[name] = n_windows
             failures.extend(failure_records(name, dataset_failures))
+            repairs.extend(repair_records(name, dataset_repairs))
             if int(n_windows.max()) == 0:
                 reasons = pd.Series([f[3] for f in dataset_failures]).value_counts().head(3)
                 logger.warning(
@@ -345,7 +368,7 @@ class Anxcor:
                 )
         if hasattr(reporter, "close"):
             reporter.close()
-        return self._dataset(variables, counts, failures, times, spec, stack)
+        return self._dataset(variables, counts, failures, repairs, times, spec, stack)
 
     def _check_times(self, starttimes) -> list[float]:
         try:
@@ -393,6 +416,8 @@ class Anxcor:
             nfft=correlator.nfft(n_samples, rate),
             max_lag=correlator.max_lag(rate),
             keep_windows=keep_windows,
+            gap_fill=self.gap_fill,
+            max_gap_fraction=self.max_gap_fraction,
         )
 
     def _plan(self, stations, pairs, times, spec, inventory=None) -> RunPlan:
@@ -407,7 +432,7 @@ class Anxcor:
             inventories=_station_inventories(stations, inventory),
         )
 
-    def _dataset(self, variables, counts, failures, times, spec, stack) -> xr.Dataset:
+    def _dataset(self, variables, counts, failures, repairs, times, spec, stack) -> xr.Dataset:
         data_vars, coords = {}, {}
         for name, (variable, geometry) in variables.items():
             data_vars[name] = variable
@@ -444,6 +469,7 @@ class Anxcor:
             config=self.config_json(),
             history=json.dumps(self._history()),
             failures=json.dumps(failures),
+            repairs=json.dumps(repairs),
         )
         return dataset
 
@@ -458,7 +484,13 @@ class Anxcor:
         config = {
             "format": "anxcor-config",
             "version": 1,
-            "options": {"window_length": self.window_length, "read_span": self.read_span, "pair_block_mb": self.pair_block_mb},
+            "options": {
+                "window_length": self.window_length,
+                "read_span": self.read_span,
+                "pair_block_mb": self.pair_block_mb,
+                "gap_fill": self.gap_fill,
+                "max_gap_fraction": self.max_gap_fraction,
+            },
             "tasks": [{"task": name, **(step_description(step) if step else {"step": None})} for name, step in self._tasks]
             + [{"task": name, **step_description(self._final[name])} for name in FINAL_TASKS],
             "station_filter": list(self._station_filter),

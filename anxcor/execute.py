@@ -62,6 +62,8 @@ class ProcessingSpec:
     nfft: int
     max_lag: int
     keep_windows: bool
+    gap_fill: str | None = None
+    max_gap_fraction: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class StationWindow:
     valid: np.ndarray  # (3,) bool
     failures: tuple[tuple, ...] = ()
     source_spectra: np.ndarray | None = None  # the station's spectra as a source, when they differ
+    repairs: tuple[tuple, ...] = ()  # (station, time, component, what): gaps filled, traces merged
 
 
 @dataclass
@@ -103,6 +106,7 @@ class BlockPartial:
     counts: np.ndarray  # (pairs, 9) int, or (windows, pairs, 9)
     windows: np.ndarray  # window indices held (keep_windows only; empty otherwise)
     failures: frozenset = field(default_factory=frozenset)
+    repairs: frozenset = field(default_factory=frozenset)
 
 
 def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:
@@ -146,6 +150,7 @@ def prep_station_window(
     :class:`~anxcor.steps.base.WindowContext`.
     """
     valid = np.zeros(len(COMPONENTS), dtype=bool)
+    repairs = [(record.station, time, component, what) for time, component, what in record.notes]
     if record.error is not None:
         return StationWindow(window, None, valid, (_failure(record.station, window_start, "*", record.error),))
     if not record.pieces:
@@ -155,10 +160,14 @@ def prep_station_window(
     for row, component in enumerate(COMPONENTS):
         if component not in record.pieces:
             continue
-        samples, rate, reason = grid_component(record.pieces[component], window_start, spec.window_length)
+        samples, rate, reason = grid_component(
+            record.pieces[component], window_start, spec.window_length, spec.gap_fill, spec.max_gap_fraction
+        )
         if samples is None:
             failures.append(_failure(record.station, window_start, component, reason))
         else:
+            if reason is not None:
+                repairs.append(_failure(record.station, window_start, component, reason))
             groups.setdefault((rate, samples.size), []).append((row, samples))
     data = np.zeros((len(COMPONENTS), spec.n_samples))
     for (rate, _), members in groups.items():
@@ -184,10 +193,10 @@ def prep_station_window(
             else:
                 failures.append(_failure(record.station, window_start, COMPONENTS[row], "non-finite after preprocessing"))
     if not valid.any():
-        return StationWindow(window, None, valid, tuple(failures))
+        return StationWindow(window, None, valid, tuple(failures), repairs=tuple(repairs))
     as_receiver, as_source = spec.correlator.spectra(data, spec.nfft, spec.sampling_rate)
     return StationWindow(
-        window, as_receiver, valid, tuple(failures), None if as_source is as_receiver else as_source
+        window, as_receiver, valid, tuple(failures), None if as_source is as_receiver else as_source, tuple(repairs)
     )
 
 
@@ -218,6 +227,7 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     n_pairs = len(block.pairs)
     n_freq = spec.nfft // 2 + 1
     failures = frozenset(f for sw in station_windows for f in sw.failures)
+    repairs = frozenset(r for sw in station_windows for r in sw.repairs)
     window_ids = np.asarray([station_windows[w].window for w in range(n_windows)])
     shape = (n_stations, n_windows, len(COMPONENTS), n_freq)
     spectra = np.zeros(shape, dtype=np.complex128)
@@ -237,14 +247,14 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     if not spec.keep_windows:
         cross = _pair_cross_spectra(source_spectra, spectra, block)
         summed = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
-        return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures)
+        return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs)
     per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan)
     for w in range(n_windows):
         if counts[w].any():
             cross = _pair_cross_spectra(source_spectra[:, w : w + 1], spectra[:, w : w + 1], block)
             per_window[w] = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
             per_window[w][counts[w] == 0] = np.nan
-    return BlockPartial(per_window, counts, window_ids, failures)
+    return BlockPartial(per_window, counts, window_ids, failures, repairs)
 
 
 def _pair_cross_spectra(source_spectra: np.ndarray, receiver_spectra: np.ndarray, block: PairBlock) -> np.ndarray:
@@ -259,19 +269,21 @@ def _pair_cross_spectra(source_spectra: np.ndarray, receiver_spectra: np.ndarray
 def add_partials(*partials: BlockPartial) -> BlockPartial:
     """Combine partial results of one block: sum stacks, or concatenate kept windows."""
     failures = frozenset().union(*(p.failures for p in partials))
+    repairs = frozenset().union(*(p.repairs for p in partials))
     if partials[0].windows.size or partials[0].data.ndim == 4:
         return BlockPartial(
             np.concatenate([p.data for p in partials]),
             np.concatenate([p.counts for p in partials]),
             np.concatenate([p.windows for p in partials]),
             failures,
+            repairs,
         )
     data = partials[0].data.copy()
     counts = partials[0].counts.copy()
     for p in partials[1:]:
         data += p.data
         counts += p.counts
-    return BlockPartial(data, counts, partials[0].windows, failures)
+    return BlockPartial(data, counts, partials[0].windows, failures, repairs)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from obspy.geodetics import gps2dist_azimuth
 
 from .execute import CHANNEL_PAIRS, BlockPartial
 
-__all__ = ["pair_label", "pair_geometry", "assemble_variable", "failure_records"]
+__all__ = ["pair_label", "pair_geometry", "assemble_variable", "failure_records", "repair_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ def assemble_variable(
     lags: np.ndarray,
     starttimes: list[float],
     stack,
-) -> tuple[xr.DataArray, xr.DataArray, list]:
-    """Build one dataset's DataArray, its ``n_windows`` counts and its failures list.
+) -> tuple[xr.DataArray, xr.DataArray, list, list]:
+    """Build one dataset's DataArray, its ``n_windows`` counts, its failures and its repairs.
 
     ``stack`` is True (mean over all windows), False (keep every window) or an integer k
     (means over consecutive groups of k windows, in time order).
@@ -125,7 +125,16 @@ def assemble_variable(
     variable = xr.DataArray(data, dims=dims, coords=coords)
     n_windows = xr.DataArray(counts, dims=dims[:-1], coords={k: coords[k] for k in dims[:-1]})
     failures = sorted({f for part in partials for f in part.failures})
-    return variable, n_windows, failures
+    repairs = sorted({r for part in partials for r in part.repairs})
+    return variable, n_windows, failures, repairs
+
+
+def repair_records(dataset: str, repairs: list[tuple]) -> list[dict]:
+    """Repairs as JSON-ready dicts: dataset, station, time (ISO), component, what was done."""
+    return [
+        {"dataset": dataset, "station": station, "time": str(UTCDateTime(time)), "component": component, "what": what}
+        for station, time, component, what in repairs
+    ]
 
 
 def failure_records(dataset: str, failures: list[tuple]) -> list[dict]:

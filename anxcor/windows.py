@@ -29,6 +29,7 @@ __all__ = [
     "StationRecord",
     "read_station_span",
     "grid_component",
+    "GAP_FILLS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -173,7 +174,9 @@ class StationRecord:
     error
         Why nothing could be read (the database raised or returned junk), else None.
     notes
-        Things worth recording that did not stop the read (e.g. ignored extra channels).
+        Repairs and choices worth recording, as ``(time, component, what)`` tuples (time: UTC
+        timestamp of the affected data): merged overlapping or duplicated traces, ignored
+        extra channels.
     channel_ids
         Component -> SEED id of the trace it was read from.
     """
@@ -181,7 +184,7 @@ class StationRecord:
     station: str
     pieces: dict[str, list[tuple[float, float, np.ndarray]]] = field(default_factory=dict)
     error: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[tuple[float, str, str]] = field(default_factory=list)
     channel_ids: dict[str, str] = field(default_factory=dict)
 
 
@@ -217,9 +220,8 @@ def _record_from_stream(station: str, stream: Stream) -> StationRecord:
             continue
         chosen = chosen_ids.setdefault(component, trace.id)
         if trace.id != chosen:
-            note = f"ignored {trace.id}: component {component} already read from {chosen}"
-            if note not in record.notes:
-                record.notes.append(note)
+            note = (float(trace.stats.starttime.timestamp), component, f"ignored {trace.id}: component {component} read from {chosen}")
+            record.notes.append(note)
             continue
         record.pieces.setdefault(component, []).append(
             (
@@ -228,15 +230,40 @@ def _record_from_stream(station: str, stream: Stream) -> StationRecord:
                 np.asarray(trace.data, dtype=np.float64),
             )
         )
-    for pieces in record.pieces.values():
+    for component, pieces in record.pieces.items():
         pieces.sort(key=lambda piece: piece[0])
-    for note in record.notes:
-        logger.warning("%s: %s", station, note)
+        record.pieces[component] = _merge_overlaps(pieces, component, record.notes)
+    for time, component, what in record.notes:
+        logger.info("%s %s at %s: %s", station, component, UTCDateTime(time), what)
     return record
 
 
+def _merge_overlaps(pieces, component: str, notes: list) -> list[tuple[float, float, np.ndarray]]:
+    """Drop the samples of a later piece that fall where an earlier one already has data."""
+    merged = [pieces[0]]
+    for start, delta, data in pieces[1:]:
+        previous_start, previous_delta, previous = merged[-1]
+        covered_until = previous_start + (previous.size - 1) * previous_delta
+        overlap = int(np.floor((covered_until - start) / delta + 1e-6)) + 1 if start <= covered_until + 0.5 * delta else 0
+        if overlap >= data.size:
+            notes.append((start, component, f"dropped a duplicated trace of {data.size} samples"))
+            continue
+        if overlap > 0:
+            notes.append((start, component, f"merged overlapping traces: dropped {overlap} overlapping samples"))
+            start, data = start + overlap * delta, data[overlap:]
+        merged.append((start, delta, data))
+    return merged
+
+
+GAP_FILLS = (None, "interpolate", "mean")
+
+
 def grid_component(
-    pieces: list[tuple[float, float, np.ndarray]], window_start: float, window_length: float
+    pieces: list[tuple[float, float, np.ndarray]],
+    window_start: float,
+    window_length: float,
+    fill: str | None = None,
+    max_fill_fraction: float = 0.05,
 ) -> tuple[np.ndarray | None, float, str | None]:
     """Put one component's pieces on the grid of one window.
 
@@ -246,29 +273,44 @@ def grid_component(
         ``(starttime, delta, samples)`` tuples in time order (a :class:`StationRecord` entry).
     window_start, window_length
         The window, UTC timestamp and seconds.
+    fill
+        What to do with gaps: None (the component-window is missing), ``'interpolate'``
+        (straight lines across gaps, edge values held) or ``'mean'`` (the mean of the data),
+        for gaps totalling at most ``max_fill_fraction`` of the window.
+    max_fill_fraction
+        Largest fraction of the window that ``fill`` may make up.
 
     Returns
     -------
     samples, sampling_rate, reason
         ``samples`` has ``round(window_length * sampling_rate)`` values on the grid
         ``window_start + k / sampling_rate``; it is None (with ``reason`` saying why) when
-        the data do not cover the window, are not finite, or are constant.
+        the data do not cover the window, are not finite, or are constant. When a gap was
+        filled, ``samples`` is returned and ``reason`` says what was filled.
     """
     if not pieces:
         return None, float("nan"), "no data"
     delta = max(pieces, key=lambda piece: piece[2].size)[1]
     rate = 1.0 / delta
     n_samples = int(round(window_length * rate))
+    repair = None
     samples = _fast_slice(pieces, window_start, delta, n_samples)
     if samples is None:
-        samples, reason = _interpolate(pieces, window_start, delta, n_samples)
+        samples, covered, has_data = _interpolate(pieces, window_start, delta, n_samples)
         if samples is None:
-            return None, rate, reason
+            return None, rate, "no data in window"
+        if not covered.all():
+            missing = int(np.count_nonzero(~has_data))
+            if fill is None or missing > max_fill_fraction * n_samples or missing == n_samples:
+                return None, rate, f"gap: {missing} of {n_samples} samples missing"
+            if fill == "mean":
+                samples[~has_data] = samples[has_data].mean()
+            repair = f"filled a gap of {missing} of {n_samples} samples ({fill})"
     if not np.isfinite(samples).all():
         return None, rate, "non-finite samples (NaN or inf)"
     if np.ptp(samples) == 0.0:
         return None, rate, "constant trace (dead channel or all zeros)"
-    return samples, rate, None
+    return samples, rate, repair
 
 
 def _fast_slice(pieces, window_start, delta, n_samples):
@@ -284,27 +326,21 @@ def _fast_slice(pieces, window_start, delta, n_samples):
 
 
 def _interpolate(pieces, window_start, delta, n_samples):
-    """Linear interpolation onto the grid; anything not covered makes the window missing."""
+    """Linear interpolation onto the grid; which grid samples count as covered; which have data.
+
+    Gaps and edge shortfalls up to ``EDGE_TOLERANCE_SAMPLES`` count as covered; "have data"
+    is exact (within half a sample of a recorded one).
+    """
     grid = window_start + delta * np.arange(n_samples)
-    times, values, covered_until = [], [], -np.inf
     covered = np.zeros(n_samples, dtype=bool)
+    strict = np.zeros(n_samples, dtype=bool)
+    times, values = [], []
     for start, piece_delta, data in pieces:
         piece_times = start + piece_delta * np.arange(data.size)
-        keep = piece_times > covered_until  # first piece wins where pieces overlap
-        if not keep.any():
-            continue
-        times.append(piece_times[keep])
-        values.append(data[keep])
-        tolerance = EDGE_TOLERANCE_SAMPLES * piece_delta
-        covered |= (grid >= piece_times[keep][0] - tolerance) & (grid <= piece_times[-1] + tolerance)
-        covered_until = piece_times[-1]
-    if not times:
-        return None, "no data"
-    if not covered.all():
-        missing = np.count_nonzero(~covered)
-        if missing == n_samples:
-            return None, "no data in window"
-        return None, f"gap: {missing} of {n_samples} samples missing"
-    all_times = np.concatenate(times)
-    all_values = np.concatenate(values)
-    return np.interp(grid, all_times, all_values), None
+        times.append(piece_times)
+        values.append(data)
+        for mask, samples in ((covered, EDGE_TOLERANCE_SAMPLES), (strict, 0.5)):
+            mask |= (grid >= piece_times[0] - samples * piece_delta) & (grid <= piece_times[-1] + samples * piece_delta)
+    if not covered.any():
+        return None, covered, strict
+    return np.interp(grid, np.concatenate(times), np.concatenate(values)), covered, strict
