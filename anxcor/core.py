@@ -29,6 +29,7 @@ from .errors import ConfigError, DatabaseError, DataError
 from .execute import (
     ProcessingSpec,
     RunPlan,
+    WindowGroups,
     block_size_for,
     make_pair_blocks,
     run_dask,
@@ -328,7 +329,8 @@ class Anxcor:
         stack = _check_stack(stack)
         if not self._datasets:
             raise ConfigError("no dataset added; call add_dataset(database, name) before process")
-        spec = self._spec(keep_windows=stack is not True)
+        spec = self._spec(keep_windows=stack is not True or not self._final["stack"].is_linear)
+        groups = _window_groups(times, stack, spec)
         reporter = TextProgress() if progress is True else (progress or None)
         variables, counts, failures, repairs = {}, {}, [], []
         for name, (db, extra_coordinates, extra_inventory) in self._datasets.items():
@@ -337,7 +339,7 @@ class Anxcor:
                 raise DataError(f"dataset {name!r}: the database lists no stations (after filters)")
             pairs = self._pairs(stations)
             inventory = extra_inventory if extra_inventory is not None else db.get_inventory()
-            plan = self._plan(stations, pairs, times, spec, inventory)
+            plan = self._plan(stations, pairs, times, spec, inventory, groups)
             logger.info(
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
@@ -353,7 +355,7 @@ class Anxcor:
                 token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped)
                 partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures, dataset_repairs = assemble_variable(
-                partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), times, stack
+                partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), _group_starts(groups, times)
             )
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             variables[name] = (variable, pair_geometry(pairs, coordinates))
@@ -386,15 +388,15 @@ class Anxcor:
     def _spec(self, keep_windows: bool) -> ProcessingSpec:
         steps = tuple(step for _, step in self._tasks if step is not None)
         correlator: CrossCorrelate = self._final["crosscorrelate"]
-        rates = [r for r in (_declared_rate(step) for step in steps) if r is not None]
-        if not rates:
+        resamples = [i for i, step in enumerate(steps) if isinstance(step, Resample)]
+        if not resamples:
             raise ConfigError(
                 "the pipeline has no resample step, so stations could have different rates; "
                 "keep the 'resample' task (set_task_kwargs('resample', dict(target_rate=...)))"
             )
-        rate = rates[-1]
-        last_resample = max(i for i, step in enumerate(steps) if _declared_rate(step) is not None)
-        for step in steps[last_resample + 1 :]:
+        rate = float(steps[resamples[-1]].target_rate)
+        for step in steps[resamples[-1] + 1 :]:
+            rate = float(step.output_rate(rate))  # e.g. a Decimate after the resample
             low = getattr(step, "freqmin", None)
             if is_number(low) and low >= 0.5 * rate:
                 raise ConfigError(
@@ -416,11 +418,12 @@ class Anxcor:
             nfft=correlator.nfft(n_samples, rate),
             max_lag=correlator.max_lag(rate),
             keep_windows=keep_windows,
+            stack=self._final["stack"],
             gap_fill=self.gap_fill,
             max_gap_fraction=self.max_gap_fraction,
         )
 
-    def _plan(self, stations, pairs, times, spec, inventory=None) -> RunPlan:
+    def _plan(self, stations, pairs, times, spec, inventory=None, groups=None) -> RunPlan:
         index = {s: i for i, s in enumerate(stations)}
         pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
         size = block_size_for(len(stations), spec.nfft, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6)
@@ -430,6 +433,7 @@ class Anxcor:
             spans=tuple(plan_read_spans(times, self.window_length, self.read_span)),
             blocks=tuple(make_pair_blocks(pair_index, size)),
             inventories=_station_inventories(stations, inventory),
+            groups=groups,
         )
 
     def _dataset(self, variables, counts, failures, repairs, times, spec, stack) -> xr.Dataset:
@@ -522,6 +526,25 @@ class DatasetEntry(NamedTuple):
     inventory: Inventory | None
 
 
+def _window_groups(times: list[float], stack, spec: ProcessingSpec) -> WindowGroups | None:
+    """Which windows each output holds, in time order (None: linear mean over all windows)."""
+    if not spec.keep_windows:
+        return None
+    order = [int(i) for i in np.argsort(times, kind="stable")]
+    if stack is True:  # a non-linear stack over every window
+        return WindowGroups((tuple(order),), combine=True, squeeze=True)
+    if stack is False:
+        return WindowGroups(tuple((w,) for w in order), combine=False, squeeze=False)
+    return WindowGroups(tuple(tuple(order[i : i + stack]) for i in range(0, len(order), stack)), combine=True, squeeze=False)
+
+
+def _group_starts(groups: WindowGroups | None, times: list[float]) -> list[float] | None:
+    """The ``window`` coordinate: start of each output's first window (None: no window dim)."""
+    if groups is None or groups.squeeze:
+        return None
+    return [times[members[0]] for members in groups.groups]
+
+
 def _station_inventories(stations: list[str], inventory: Inventory | None) -> tuple:
     """Each station's part of ``inventory`` (None where it has none); empty without inventory."""
     if inventory is None:
@@ -534,12 +557,6 @@ def _station_inventories(stations: list[str], inventory: Inventory | None) -> tu
         subset = inventory.select(network=network, station=code)
         subsets.append(subset if len(subset) else None)
     return tuple(subsets)
-
-
-def _declared_rate(step) -> float | None:
-    if isinstance(step, Resample):
-        return float(step.target_rate)
-    return None
 
 
 def _check_stack(stack):

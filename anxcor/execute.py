@@ -24,6 +24,7 @@ import numpy as np
 from .errors import DataError
 from .steps.base import Step, WindowContext
 from .steps.correlate import CrossCorrelate, lags_from_cross_spectra, window_summed_cross_spectra
+from .steps.stack import Stack
 from .windows import COMPONENTS, ReadSpan, StationRecord, grid_component, read_station_span
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "prep_station_window",
     "correlate_block",
     "add_partials",
+    "finalize_block",
+    "WindowGroups",
     "run_serial",
     "run_dask",
 ]
@@ -64,6 +67,20 @@ class ProcessingSpec:
     keep_windows: bool
     gap_fill: str | None = None
     max_gap_fraction: float = 0.05
+    stack: Stack = field(default_factory=Stack)
+
+
+@dataclass(frozen=True)
+class WindowGroups:
+    """How kept windows are stacked at the end: window indices of each output, in time order.
+
+    ``squeeze`` means a single group whose stack replaces the ``window`` dim (a non-linear
+    stack over all windows); ``combine`` False means the windows are kept as they are.
+    """
+
+    groups: tuple[tuple[int, ...], ...]
+    combine: bool
+    squeeze: bool
 
 
 @dataclass(frozen=True)
@@ -286,6 +303,34 @@ def add_partials(*partials: BlockPartial) -> BlockPartial:
     return BlockPartial(data, counts, partials[0].windows, failures, repairs)
 
 
+def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial) -> BlockPartial:
+    """Turn a block's reduced partial into its result: the mean, kept windows, or stacks of groups.
+
+    With ``groups`` None the partial holds sums over all windows (linear stack), divided here
+    by the counts. Otherwise it holds every window's correlations; each group is stacked with
+    ``spec.stack`` (its ``combine`` ignores windows without data) or, for ``stack=False``,
+    the windows are put in time order.
+    """
+    if groups is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(partial.counts[..., None] > 0, partial.data / partial.counts[..., None], np.nan)
+        return BlockPartial(mean, partial.counts, partial.windows, partial.failures, partial.repairs)
+    row_of = {int(w): row for row, w in enumerate(partial.windows)}
+    if not groups.combine:
+        order = [row_of[w] for (w,) in groups.groups]
+        return BlockPartial(partial.data[order], partial.counts[order], partial.windows[order], partial.failures, partial.repairs)
+    stacks, used = [], []
+    for members in groups.groups:
+        rows = [row_of[w] for w in members]
+        stacked, count = spec.stack.combine(partial.data[rows], spec.sampling_rate)
+        stacks.append(stacked)
+        used.append(np.minimum(count, partial.counts[rows].sum(axis=0)))
+    data, counts = np.stack(stacks), np.stack(used).astype(np.int64)
+    if groups.squeeze:
+        data, counts = data[0], counts[0]
+    return BlockPartial(data, counts, np.empty(0, dtype=int), partial.failures, partial.repairs)
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """What to run for one dataset: stations, windows grouped into read spans, pair blocks."""
@@ -295,6 +340,7 @@ class RunPlan:
     spans: tuple[ReadSpan, ...]
     blocks: tuple[PairBlock, ...]
     inventories: tuple = ()  # per station: its obspy Inventory, or None (empty: none known)
+    groups: WindowGroups | None = None  # None: linear mean over all windows
 
     def inventory(self, station_index: int):
         """The inventory of one station, or None."""
@@ -320,7 +366,7 @@ def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[B
             done += 1
             if progress is not None:
                 progress(done, total_tasks)
-    return totals
+    return [finalize_block(spec, plan.groups, total) for total in totals]
 
 
 def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[dict, list]:
@@ -349,6 +395,8 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             inputs = [(f"anxcor-prep-{token}", i, w) for i in block.stations for w in span.windows]
             graph[key] = (correlate_block, spec_key, block_keys[b], *inputs)
             corr_keys[b].append(key)
+    groups_key = f"anxcor-groups-{token}"
+    graph[groups_key] = plan.groups
     final_keys = []
     for b, keys in enumerate(corr_keys):
         level = 0
@@ -359,7 +407,8 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
                 graph[key] = (add_partials, *keys[j : j + TREE_FAN_IN])
                 next_keys.append(key)
             keys, level = next_keys, level + 1
-        final_keys.append(keys[0])
+        final_keys.append((f"anxcor-final-{token}", b))
+        graph[final_keys[-1]] = (finalize_block, spec_key, groups_key, keys[0])
     return graph, final_keys
 
 

@@ -58,36 +58,15 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
     return {"distance": distance, "azimuth": azimuth, "backazimuth": backazimuth}
 
 
-def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, keep_windows: bool, n_lags: int, n_windows: int):
-    if keep_windows:
-        data = np.full((n_windows, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan)
-        counts = np.zeros((n_windows, n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
-        for part, block in zip(partials, blocks, strict=True):
-            data[np.ix_(part.windows, block.pairs)] = part.data
-            counts[np.ix_(part.windows, block.pairs)] = part.counts
-        return data, counts
-    data = np.empty((n_pairs, len(CHANNEL_PAIRS), n_lags))
-    counts = np.zeros((n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
+def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, n_lags: int, n_groups: int | None):
+    """Place finalised block results into arrays over all pairs."""
+    lead = () if n_groups is None else (n_groups,)
+    data = np.full((*lead, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan)
+    counts = np.zeros((*lead, n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
     for part, block in zip(partials, blocks, strict=True):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            data[block.pairs] = part.data / part.counts[..., None]
-        data[block.pairs] = np.where(part.counts[..., None] > 0, data[block.pairs], np.nan)
-        counts[block.pairs] = part.counts
+        data[..., block.pairs, :, :] = part.data
+        counts[..., block.pairs, :] = part.counts
     return data, counts
-
-
-def _substack(data: np.ndarray, counts: np.ndarray, group: int):
-    """Mean over consecutive groups of ``group`` windows, weighting by what each window had."""
-    n_groups = int(np.ceil(data.shape[0] / group))
-    out = np.full((n_groups, *data.shape[1:]), np.nan)
-    out_counts = np.zeros((n_groups, *counts.shape[1:]), dtype=np.int64)
-    for g in range(n_groups):
-        chunk = slice(g * group, (g + 1) * group)
-        out_counts[g] = counts[chunk].sum(axis=0)
-        total = np.nansum(data[chunk], axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[g] = np.where(out_counts[g][..., None] > 0, total / out_counts[g][..., None], np.nan)
-    return out, out_counts
 
 
 def assemble_variable(
@@ -95,33 +74,25 @@ def assemble_variable(
     blocks,
     pairs: list[tuple[str, str]],
     lags: np.ndarray,
-    starttimes: list[float],
-    stack,
+    group_starts: list[float] | None,
 ) -> tuple[xr.DataArray, xr.DataArray, list, list]:
     """Build one dataset's DataArray, its ``n_windows`` counts, its failures and its repairs.
 
-    ``stack`` is True (mean over all windows), False (keep every window) or an integer k
-    (means over consecutive groups of k windows, in time order).
+    ``partials`` are finalised block results (:func:`anxcor.execute.finalize_block`);
+    ``group_starts`` is None for one stack over all windows, else the start time of each
+    kept window or window group (the ``window`` coordinate).
     """
-    keep_windows = stack is not True
-    data, counts = _block_arrays(partials, blocks, len(pairs), keep_windows, lags.size, len(starttimes))
+    n_groups = None if group_starts is None else len(group_starts)
+    data, counts = _block_arrays(partials, blocks, len(pairs), lags.size, n_groups)
     labels = [pair_label(s, r) for s, r in pairs]
     dims = ("channel", "station_pair", "time")
     coords = {"channel": list(CHANNEL_PAIRS), "station_pair": labels, "time": lags}
-    if keep_windows:
-        order = np.argsort(starttimes, kind="stable")
-        data, counts = data[order], counts[order]
-        window_starts = np.asarray(starttimes)[order]
-        if stack is not False:
-            data, counts = _substack(data, counts, int(stack))
-            window_starts = window_starts[:: int(stack)]
-        data = data.transpose(0, 2, 1, 3)
-        counts = counts.transpose(0, 2, 1)
-        dims = ("window", *dims)
-        coords["window"] = window_starts
+    if n_groups is None:
+        data, counts = data.transpose(1, 0, 2), counts.T
     else:
-        data = data.transpose(1, 0, 2)
-        counts = counts.T
+        data, counts = data.transpose(0, 2, 1, 3), counts.transpose(0, 2, 1)
+        dims = ("window", *dims)
+        coords["window"] = np.asarray(group_starts, dtype=float)
     variable = xr.DataArray(data, dims=dims, coords=coords)
     n_windows = xr.DataArray(counts, dims=dims[:-1], coords={k: coords[k] for k in dims[:-1]})
     failures = sorted({f for part in partials for f in part.failures})

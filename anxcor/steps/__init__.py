@@ -3,7 +3,19 @@
 from .base import FunctionStep, Step, WindowContext, XArrayProcessor, as_step
 from .correlate import CrossCorrelate
 from .orient import OrientHorizontals
-from .preprocess import Bandpass, RemoveMeanTrend, Resample, Taper, TemporalNorm, Whiten
+from .preprocess import (
+    Bandpass,
+    Decimate,
+    Highpass,
+    Lowpass,
+    RejectTransients,
+    RemoveMeanTrend,
+    RemoveResponse,
+    Resample,
+    Taper,
+    TemporalNorm,
+    Whiten,
+)
 from .rotate import XArray9ComponentNormalizer, align_station_pairs, symmetric_lags
 from .stack import Stack
 
@@ -20,6 +32,11 @@ __all__ = [
     "Resample",
     "TemporalNorm",
     "Whiten",
+    "RemoveResponse",
+    "Highpass",
+    "Lowpass",
+    "Decimate",
+    "RejectTransients",
     "CrossCorrelate",
     "align_station_pairs",
     "symmetric_lags",
