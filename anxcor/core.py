@@ -332,7 +332,7 @@ class Anxcor:
         spec = self._spec(keep_windows=stack is not True or not self._final["stack"].is_linear)
         groups = _window_groups(times, stack, spec)
         reporter = TextProgress() if progress is True else (progress or None)
-        variables, counts, failures, repairs = {}, {}, [], []
+        variables, counts, failures, repairs, channels = {}, {}, [], [], {}
         for name, (db, extra_coordinates, extra_inventory) in self._datasets.items():
             stations = self._stations(name)
             if not stations:
@@ -354,7 +354,7 @@ class Anxcor:
                 shipped = _pickled_database(db, name)
                 token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped)
                 partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
-            variable, n_windows, dataset_failures, dataset_repairs = assemble_variable(
+            variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
                 partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), _group_starts(groups, times)
             )
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
@@ -362,6 +362,7 @@ class Anxcor:
             counts[name] = n_windows
             failures.extend(failure_records(name, dataset_failures))
             repairs.extend(repair_records(name, dataset_repairs))
+            channels[name] = dataset_channels
             if int(n_windows.max()) == 0:
                 reasons = pd.Series([f[3] for f in dataset_failures]).value_counts().head(3)
                 logger.warning(
@@ -370,7 +371,7 @@ class Anxcor:
                 )
         if hasattr(reporter, "close"):
             reporter.close()
-        return self._dataset(variables, counts, failures, repairs, times, spec, stack)
+        return self._dataset(variables, counts, failures, repairs, channels, times, spec, stack)
 
     def _check_times(self, starttimes) -> list[float]:
         try:
@@ -436,7 +437,7 @@ class Anxcor:
             groups=groups,
         )
 
-    def _dataset(self, variables, counts, failures, repairs, times, spec, stack) -> xr.Dataset:
+    def _dataset(self, variables, counts, failures, repairs, channels, times, spec, stack) -> xr.Dataset:
         data_vars, coords = {}, {}
         for name, (variable, geometry) in variables.items():
             data_vars[name] = variable
@@ -474,6 +475,7 @@ class Anxcor:
             history=json.dumps(self._history()),
             failures=json.dumps(failures),
             repairs=json.dumps(repairs),
+            channels=json.dumps(channels, sort_keys=True),
         )
         return dataset
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -113,6 +113,7 @@ class StationWindow:
     failures: tuple[tuple, ...] = ()
     source_spectra: np.ndarray | None = None  # the station's spectra as a source, when they differ
     repairs: tuple[tuple, ...] = ()  # (station, time, component, what): gaps filled, traces merged
+    channels: tuple[tuple[str, str, str], ...] = ()  # (station, component, SEED id) of the traces used
 
 
 @dataclass
@@ -124,6 +125,7 @@ class BlockPartial:
     windows: np.ndarray  # window indices held (keep_windows only; empty otherwise)
     failures: frozenset = field(default_factory=frozenset)
     repairs: frozenset = field(default_factory=frozenset)
+    channels: frozenset = field(default_factory=frozenset)  # (station, component, SEED id) used
 
 
 def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:
@@ -211,9 +213,11 @@ def prep_station_window(
                 failures.append(_failure(record.station, window_start, COMPONENTS[row], "non-finite after preprocessing"))
     if not valid.any():
         return StationWindow(window, None, valid, tuple(failures), repairs=tuple(repairs))
+    channels = tuple((record.station, COMPONENTS[r], record.channel_ids[COMPONENTS[r]]) for r in np.flatnonzero(valid))
     as_receiver, as_source = spec.correlator.spectra(data, spec.nfft, spec.sampling_rate)
     return StationWindow(
-        window, as_receiver, valid, tuple(failures), None if as_source is as_receiver else as_source, tuple(repairs)
+        window, as_receiver, valid, tuple(failures), None if as_source is as_receiver else as_source,
+        tuple(repairs), channels,
     )
 
 
@@ -245,6 +249,7 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     n_freq = spec.nfft // 2 + 1
     failures = frozenset(f for sw in station_windows for f in sw.failures)
     repairs = frozenset(r for sw in station_windows for r in sw.repairs)
+    channels = frozenset(c for sw in station_windows for c in sw.channels)
     window_ids = np.asarray([station_windows[w].window for w in range(n_windows)])
     shape = (n_stations, n_windows, len(COMPONENTS), n_freq)
     spectra = np.zeros(shape, dtype=np.complex128)
@@ -264,14 +269,14 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     if not spec.keep_windows:
         cross = _pair_cross_spectra(source_spectra, spectra, block)
         summed = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
-        return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs)
+        return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
     per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan)
     for w in range(n_windows):
         if counts[w].any():
             cross = _pair_cross_spectra(source_spectra[:, w : w + 1], spectra[:, w : w + 1], block)
             per_window[w] = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
             per_window[w][counts[w] == 0] = np.nan
-    return BlockPartial(per_window, counts, window_ids, failures, repairs)
+    return BlockPartial(per_window, counts, window_ids, failures, repairs, channels)
 
 
 def _pair_cross_spectra(source_spectra: np.ndarray, receiver_spectra: np.ndarray, block: PairBlock) -> np.ndarray:
@@ -287,6 +292,7 @@ def add_partials(*partials: BlockPartial) -> BlockPartial:
     """Combine partial results of one block: sum stacks, or concatenate kept windows."""
     failures = frozenset().union(*(p.failures for p in partials))
     repairs = frozenset().union(*(p.repairs for p in partials))
+    channels = frozenset().union(*(p.channels for p in partials))
     if partials[0].windows.size or partials[0].data.ndim == 4:
         return BlockPartial(
             np.concatenate([p.data for p in partials]),
@@ -294,13 +300,14 @@ def add_partials(*partials: BlockPartial) -> BlockPartial:
             np.concatenate([p.windows for p in partials]),
             failures,
             repairs,
+            channels,
         )
     data = partials[0].data.copy()
     counts = partials[0].counts.copy()
     for p in partials[1:]:
         data += p.data
         counts += p.counts
-    return BlockPartial(data, counts, partials[0].windows, failures, repairs)
+    return BlockPartial(data, counts, partials[0].windows, failures, repairs, channels)
 
 
 def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial) -> BlockPartial:
@@ -314,11 +321,11 @@ def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: B
     if groups is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(partial.counts[..., None] > 0, partial.data / partial.counts[..., None], np.nan)
-        return BlockPartial(mean, partial.counts, partial.windows, partial.failures, partial.repairs)
+        return replace(partial, data=mean)
     row_of = {int(w): row for row, w in enumerate(partial.windows)}
     if not groups.combine:
         order = [row_of[w] for (w,) in groups.groups]
-        return BlockPartial(partial.data[order], partial.counts[order], partial.windows[order], partial.failures, partial.repairs)
+        return replace(partial, data=partial.data[order], counts=partial.counts[order], windows=partial.windows[order])
     stacks, used = [], []
     for members in groups.groups:
         rows = [row_of[w] for w in members]
@@ -328,7 +335,7 @@ def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: B
     data, counts = np.stack(stacks), np.stack(used).astype(np.int64)
     if groups.squeeze:
         data, counts = data[0], counts[0]
-    return BlockPartial(data, counts, np.empty(0, dtype=int), partial.failures, partial.repairs)
+    return replace(partial, data=data, counts=counts, windows=np.empty(0, dtype=int))
 
 
 @dataclass(frozen=True)

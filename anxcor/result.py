@@ -75,8 +75,8 @@ def assemble_variable(
     pairs: list[tuple[str, str]],
     lags: np.ndarray,
     group_starts: list[float] | None,
-) -> tuple[xr.DataArray, xr.DataArray, list, list]:
-    """Build one dataset's DataArray, its ``n_windows`` counts, its failures and its repairs.
+) -> tuple[xr.DataArray, xr.DataArray, list, list, dict]:
+    """Build one dataset's DataArray, its counts, failures, repairs and the channels used.
 
     ``partials`` are finalised block results (:func:`anxcor.execute.finalize_block`);
     ``group_starts`` is None for one stack over all windows, else the start time of each
@@ -97,7 +97,10 @@ def assemble_variable(
     n_windows = xr.DataArray(counts, dims=dims[:-1], coords={k: coords[k] for k in dims[:-1]})
     failures = sorted({f for part in partials for f in part.failures})
     repairs = sorted({r for part in partials for r in part.repairs})
-    return variable, n_windows, failures, repairs
+    channels: dict[str, list[str]] = {}
+    for station, _, seed_id in sorted({c for part in partials for c in part.channels}):
+        channels.setdefault(station, []).append(seed_id)
+    return variable, n_windows, failures, repairs, channels
 
 
 def repair_records(dataset: str, repairs: list[tuple]) -> list[dict]:

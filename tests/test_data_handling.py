@@ -1,4 +1,4 @@
-"""Gaps are skipped or filled on request, overlapping and duplicated traces are merged; all recorded."""
+"""Data handling: gaps skipped or filled, overlaps merged, location codes kept; all recorded."""
 
 import json
 
@@ -83,3 +83,20 @@ def test_gap_options_are_validated():
         Anxcor(300.0, gap_fill="zeros")
     with pytest.raises(ConfigError, match="max_gap_fraction"):
         Anxcor(300.0, max_gap_fraction=1.5)
+
+
+def test_location_codes_are_kept_in_the_result_and_extra_ones_recorded(signals):
+    a, b = signals
+    def located(station, data, location, channel="HHZ"):
+        tr = _trace(station, data, channel=channel)
+        tr.stats.location = location
+        return tr
+    stream = Stream([located("A", a, "00"), located("B", b, "10"), located("B", a, "20")])
+    result = _run(stream)
+    assert json.loads(result.attrs["channels"]) == {"x": {"XX.A": ["XX.A.00.HHZ"], "XX.B": ["XX.B.10.HHZ"]}}
+    ignored = [r["what"] for r in json.loads(result.attrs["repairs"])]
+    assert ignored == ["ignored XX.B.20.HHZ: component Z read from XX.B.10.HHZ"]
+    # the correlation used B's location 10 record (b), not 20 (a): A:B is not an autocorrelation of a
+    zz = result["x"].sel(station_pair="XX.A:XX.B", channel="Z:Z").values
+    auto = result["x"].sel(station_pair="XX.A:XX.A", channel="Z:Z").values
+    assert np.abs(zz).max() < 0.5 * np.abs(auto).max()
