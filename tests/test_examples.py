@@ -1,4 +1,4 @@
-"""Every notebook in examples/ runs from top to bottom without error (their cells assert physics)."""
+"""Every notebook in examples/ runs from top to bottom without error; their own cells assert the physics."""
 
 from pathlib import Path
 
@@ -19,5 +19,5 @@ def test_notebook_runs(path, tmp_path):
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    assert "pairs peak within 1 s" in printed
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "assert " in code, f"{path.name} should check its results with assert statements"
