@@ -9,8 +9,8 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "anxcor" / "__init__.py").read_text()).group(1)
 
 PLOT = ["matplotlib>=3.8"]
-TEST = ["pytest>=8", "ruff>=0.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"] + PLOT
-DOCS = ["sphinx>=7", "numpydoc>=1.7", "myst-parser>=3"] + PLOT
+TEST = ["pytest>=8", "ruff>=0.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", *PLOT]
+DOCS = ["sphinx>=7", "numpydoc>=1.7", "myst-parser>=3", *PLOT]
 
 setup(
     name="anxcor",
