@@ -330,6 +330,11 @@ class Anxcor:
         if not self._datasets:
             raise ConfigError("no dataset added; call add_dataset(database, name) before process")
         spec = self._spec(keep_windows=stack is not True or not self._final["stack"].is_linear)
+        if spec.correlator.output == "spectrum" and spec.keep_windows:
+            raise ConfigError(
+                "crosscorrelate output='spectrum' gives the linear stack's mean cross-spectrum: use "
+                "stack=True with the 'linear' stack method, or output='lags'"
+            )
         groups = _window_groups(times, stack, spec)
         reporter = TextProgress() if progress is True else (progress or None)
         variables, counts, failures, repairs, channels = {}, {}, [], [], {}
@@ -355,7 +360,7 @@ class Anxcor:
                 token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped)
                 partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
-                partials, plan.blocks, pairs, spec.correlator.lags(spec.sampling_rate), _group_starts(groups, times)
+                partials, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
             )
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             variables[name] = (variable, pair_geometry(pairs, coordinates))
@@ -461,7 +466,10 @@ class Anxcor:
             dataset["distance"].attrs["units"] = "km"
             dataset["azimuth"].attrs["units"] = "degrees"
             dataset["backazimuth"].attrs["units"] = "degrees"
-        dataset["time"].attrs.update(units="s", long_name="lag time")
+        if "time" in dataset.coords:
+            dataset["time"].attrs.update(units="s", long_name="lag time")
+        else:
+            dataset["frequency"].attrs.update(units="Hz", long_name="frequency of the cross-spectrum")
         dataset.attrs.update(
             anxcor_version=__version__,
             window_length=self.window_length,
@@ -526,6 +534,13 @@ class DatasetEntry(NamedTuple):
     database: AnxcorDatabase
     coordinates: pd.DataFrame | None
     inventory: Inventory | None
+
+
+def _last_axis(spec: ProcessingSpec) -> tuple[np.ndarray, str]:
+    """The result's last axis: lags in seconds, or frequencies in Hz for cross-spectra."""
+    if spec.correlator.output == "spectrum":
+        return spec.correlator.frequencies(spec.n_samples, spec.sampling_rate), "frequency"
+    return spec.correlator.lags(spec.sampling_rate), "time"
 
 
 def _window_groups(times: list[float], stack, spec: ProcessingSpec) -> WindowGroups | None:

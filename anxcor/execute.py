@@ -268,6 +268,8 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     counts = counts.reshape(n_pairs, n_windows, N_CHANNEL_PAIRS).transpose(1, 0, 2)
     if not spec.keep_windows:
         cross = _pair_cross_spectra(source_spectra, spectra, block)
+        if spec.correlator.output == "spectrum":
+            return BlockPartial(cross, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
         summed = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
         return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
     per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan)

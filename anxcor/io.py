@@ -38,6 +38,8 @@ def xarray_to_obspy(result: xr.Dataset, *, skip_empty: bool = False) -> Stream:
     """
     if not isinstance(result, xr.Dataset):
         raise ConfigError(f"xarray_to_obspy expects the Dataset returned by process(), got {type(result).__name__}")
+    if "time" not in result.dims:
+        raise ConfigError("xarray_to_obspy needs correlations over lag time; this result has no 'time' dim (cross-spectra?)")
     if "window" in result.dims:
         raise ConfigError("xarray_to_obspy needs a stacked result; this one has a 'window' dim (stack=False or k)")
     lags = result["time"].values

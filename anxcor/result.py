@@ -61,7 +61,8 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
 def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, n_lags: int, n_groups: int | None):
     """Place finalised block results into arrays over all pairs."""
     lead = () if n_groups is None else (n_groups,)
-    data = np.full((*lead, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan)
+    dtype = np.result_type(*(part.data.dtype for part in partials)) if partials else np.float64
+    data = np.full((*lead, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan, dtype=dtype)
     counts = np.zeros((*lead, n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
     for part, block in zip(partials, blocks, strict=True):
         data[..., block.pairs, :, :] = part.data
@@ -74,19 +75,21 @@ def assemble_variable(
     blocks,
     pairs: list[tuple[str, str]],
     lags: np.ndarray,
-    group_starts: list[float] | None,
+    axis_name: str = "time",
+    group_starts: list[float] | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray, list, list, dict]:
     """Build one dataset's DataArray, its counts, failures, repairs and the channels used.
 
     ``partials`` are finalised block results (:func:`anxcor.execute.finalize_block`);
     ``group_starts`` is None for one stack over all windows, else the start time of each
-    kept window or window group (the ``window`` coordinate).
+    kept window or window group (the ``window`` coordinate). ``lags`` is the last axis,
+    named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra).
     """
     n_groups = None if group_starts is None else len(group_starts)
     data, counts = _block_arrays(partials, blocks, len(pairs), lags.size, n_groups)
     labels = [pair_label(s, r) for s, r in pairs]
-    dims = ("channel", "station_pair", "time")
-    coords = {"channel": list(CHANNEL_PAIRS), "station_pair": labels, "time": lags}
+    dims = ("channel", "station_pair", axis_name)
+    coords = {"channel": list(CHANNEL_PAIRS), "station_pair": labels, axis_name: lags}
     if n_groups is None:
         data, counts = data.transpose(1, 0, 2), counts.T
     else:

@@ -165,3 +165,36 @@ def test_pipeline_uses_the_method_for_every_pair(method):
         expected = correlator.correlate(s, r, RATE)
         ours = result["raw"].sel(station_pair="XX.A:XX.B", channel=f"{cs}:{cr}").values
         np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+
+
+def test_cross_spectrum_output_is_the_spectrum_of_the_correlation():
+    """output='spectrum' returns conj(S) R on the zero-padded grid; its inverse FFT is the correlation."""
+    stream, t0 = _two_station_stream(700, np.random.default_rng(18))
+
+    def run(output):
+        anx = Anxcor(window_length=600.0)
+        for task in ("detrend", "taper", "bandpass", "temporal_norm", "whiten"):
+            anx.set_task(task, None)
+        anx.set_task_kwargs("resample", dict(target_rate=RATE))
+        anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=30.0, output=output))
+        anx.add_dataset(InMemoryDatabase(stream), "raw")
+        return anx, anx.process([t0, t0 + 50.0])
+
+    anx, spectra = run("spectrum")
+    _, lags = run("lags")
+    correlator = anx.get_task("crosscorrelate")
+    nfft = correlator.nfft(6000, RATE)
+    assert spectra["raw"].dims == ("channel", "station_pair", "frequency")
+    assert np.iscomplexobj(spectra["raw"].values)
+    np.testing.assert_allclose(spectra["frequency"].values, np.fft.rfftfreq(nfft, 1 / RATE))
+    s = stream.select(station="A", component="Z")[0].data
+    r = stream.select(station="B", component="N")[0].data
+    expected = np.mean([np.conj(np.fft.rfft(s[k : k + 6000], nfft)) * np.fft.rfft(r[k : k + 6000], nfft) for k in (0, 500)], axis=0)
+    ours = spectra["raw"].sel(station_pair="XX.A:XX.B", channel="Z:N").values
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+    back = np.fft.irfft(ours, nfft)
+    np.testing.assert_allclose(np.concatenate([back[-300:], back[:301]]), lags["raw"].sel(station_pair="XX.A:XX.B", channel="Z:N").values, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ConfigError, match="output='spectrum'"):
+        anx.process([t0], stack=False)
+    with pytest.raises(ConfigError, match="output"):
+        CrossCorrelate(output="both")

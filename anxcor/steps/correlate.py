@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _METHODS = ("xcorr", "coherency", "deconvolution")
+_OUTPUTS = ("lags", "spectrum")
 _TINY = 1e-30
 
 
@@ -99,12 +100,17 @@ class CrossCorrelate:
         none).
     water_level
         Stabilisation of ``'deconvolution'``, relative to the source's mean power (> 0).
+    output
+        ``'lags'`` (the default): correlations over lag time. ``'spectrum'``: the stacked
+        cross-spectra themselves, complex, over ``frequency`` (Hz) from 0 to Nyquist on the
+        zero-padded FFT grid (linear stacks over all windows only).
     """
 
     max_tau_shift: float = 100.0
     method: str = "xcorr"
     smoothing_hz: float = 0.0
     water_level: float = 0.01
+    output: str = "lags"
 
     def __post_init__(self):
         require_positive("max_tau_shift (s)", self.max_tau_shift, "CrossCorrelate")
@@ -113,6 +119,8 @@ class CrossCorrelate:
         if not is_number(self.smoothing_hz) or not self.smoothing_hz >= 0:
             raise ConfigError(f"CrossCorrelate needs smoothing_hz >= 0 (Hz), got {self.smoothing_hz!r}")
         require_positive("water_level", self.water_level, "CrossCorrelate")
+        if self.output not in _OUTPUTS:
+            raise ConfigError(f"CrossCorrelate output must be one of {_OUTPUTS}, got {self.output!r}")
 
     def get_params(self) -> dict:
         """The constructor arguments."""
@@ -125,6 +133,10 @@ class CrossCorrelate:
     def nfft(self, n_samples: int, sampling_rate: float) -> int:
         """FFT length that keeps the correlation linear up to ``max_lag`` (a fast size)."""
         return scipy.fft.next_fast_len(n_samples + self.max_lag(sampling_rate), real=True)
+
+    def frequencies(self, n_samples: int, sampling_rate: float) -> np.ndarray:
+        """Frequency axis in Hz of the cross-spectra (``output='spectrum'``)."""
+        return scipy.fft.rfftfreq(self.nfft(n_samples, sampling_rate), 1.0 / sampling_rate)
 
     def lags(self, sampling_rate: float) -> np.ndarray:
         """Lag axis in seconds."""
