@@ -476,7 +476,7 @@ class Anxcor:
             sampling_rate=spec.sampling_rate,
             max_tau_shift=spec.correlator.max_tau_shift,
             n_windows_requested=len(times),
-            stack="mean" if stack is True else ("none" if stack is False else f"mean of {stack} windows"),
+            stack=_stack_description(self._final["stack"].method, stack),
             sign_convention=SIGN_CONVENTION,
             starttimes=json.dumps(sorted(times)),
             config=self.config_json(),
@@ -534,6 +534,13 @@ class DatasetEntry(NamedTuple):
     database: AnxcorDatabase
     coordinates: pd.DataFrame | None
     inventory: Inventory | None
+
+
+def _stack_description(method: str, stack) -> str:
+    """What ``attrs['stack']`` says: the method and over which windows."""
+    if stack is False:
+        return "none (every window kept)"
+    return f"{method} over {'all windows' if stack is True else f'groups of {stack} consecutive windows'}"
 
 
 def _last_axis(spec: ProcessingSpec) -> tuple[np.ndarray, str]:
