@@ -36,12 +36,14 @@ def test_process_stack_equals_combining_the_kept_windows(small_archive, kept_win
     np.testing.assert_array_equal(result["n_windows"].transpose("channel", "station_pair").values, used)
     history = result.attrs["history"]
     assert f'"method": "{method}"' in history
+    assert result.attrs["stack"] == f"{method} over all windows"
 
 
 def test_substacks_with_a_nonlinear_method(small_archive, kept_windows):
     anx, times = configured(small_archive, "pws")
     result = anx.process(times, stack=4)
     assert result.sizes["window"] == 3
+    assert result.attrs["stack"] == "pws over groups of 4 consecutive windows"
     np.testing.assert_array_equal(result["window"].values, kept_windows["window"].values[::4])
     windows = kept_windows["syn"].transpose("window", "channel", "station_pair", "time").values
     for g in range(3):
