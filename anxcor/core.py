@@ -13,15 +13,15 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
 import numpy as np
 import pandas as pd
 import xarray as xr
 from dask.base import tokenize
-from obspy import Inventory
+from obspy import Inventory, Stream, UTCDateTime
 
 from . import __version__
 from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
@@ -57,7 +57,13 @@ from .validation import is_number, require_positive
 from .windows import GAP_FILLS, plan_read_spans
 from .windows import get_starttimes as _get_starttimes
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 __all__ = ["Anxcor", "AnxcorDatabase"]
+
+#: What anxcor accepts as a time: UTC timestamp (s), obspy UTCDateTime or an ISO string.
+TimeLike = float | UTCDateTime | str
 
 logger = logging.getLogger(__name__)
 
@@ -135,16 +141,33 @@ class Anxcor:
         self._pair_filter: tuple[list[str] | None, list[str] | None] = (None, None)
 
     # ------------------------------------------------------------------ windows
-    def get_starttimes(self, starttime, endtime, overlap: float) -> list[float]:
+    def get_starttimes(self, starttime: TimeLike, endtime: TimeLike, overlap: float) -> list[float]:
         """Window start times (UTC timestamps) of the windows lying fully in [starttime, endtime].
 
-        Windows start every ``window_length * (1 - overlap)`` seconds; see
-        :func:`anxcor.windows.get_starttimes`.
+        Parameters
+        ----------
+        starttime, endtime
+            The period: UTC timestamps in seconds, obspy ``UTCDateTime`` or ISO strings.
+        overlap
+            Fraction of a window shared with the next, ``0 <= overlap < 1``; windows start
+            every ``window_length * (1 - overlap)`` seconds.
+
+        Returns
+        -------
+        list of float
+            See :func:`anxcor.windows.get_starttimes`.
+
+        Examples
+        --------
+        >>> Anxcor(window_length=900).get_starttimes(0.0, 3600.0, 0.25)
+        [0.0, 675.0, 1350.0, 2025.0, 2700.0]
         """
         return _get_starttimes(starttime, endtime, self.window_length, overlap)
 
     # ------------------------------------------------------------------ datasets
-    def add_dataset(self, database, name: str, inventory=None) -> None:
+    def add_dataset(
+        self, database: AnxcorDatabase | Stream | Any, name: str, inventory: Inventory | pd.DataFrame | None = None
+    ) -> None:
         """Add a waveform source under ``name`` (the result's data variable name).
 
         Parameters
@@ -174,17 +197,24 @@ class Anxcor:
         """Names of all tasks, in processing order."""
         return [name for name, _ in self._tasks] + list(FINAL_TASKS)
 
-    def get_task(self, name: str):
+    def get_task(self, name: str) -> Step | CrossCorrelate | Stack | None:
         """The step currently used for task ``name`` (None when disabled)."""
         if name in self._final:
             return self._final[name]
         return self._tasks[self._task_index(name)][1]
 
-    def set_task(self, name: str, step) -> None:
-        """Replace task ``name`` with ``step`` (a Step, a function, or None to disable).
+    def set_task(self, name: str, step: Step | Callable | CrossCorrelate | Stack | None) -> None:
+        """Replace task ``name`` with ``step``.
 
-        ``'crosscorrelate'`` and ``'stack'`` take :class:`~anxcor.steps.CrossCorrelate` and
-        :class:`~anxcor.steps.Stack` objects and cannot be disabled.
+        Parameters
+        ----------
+        name
+            A task name (see :attr:`task_names`).
+        step
+            A :class:`~anxcor.steps.Step` (e.g. an ``XArrayProcessor`` subclass), a function
+            ``f(DataArray) -> DataArray``, or None to disable the task. ``'crosscorrelate'``
+            and ``'stack'`` take :class:`~anxcor.steps.CrossCorrelate` and
+            :class:`~anxcor.steps.Stack` objects and cannot be disabled.
         """
         if name in FINAL_TASKS:
             if not isinstance(step, FINAL_TASKS[name]):
@@ -226,11 +256,21 @@ class Anxcor:
     #: The original ANXCOR name of :meth:`set_task_kwargs`.
     set_process_kwargs = set_task_kwargs
 
-    def add_process(self, step, *, name: str | None = None, before: str | None = None, after: str | None = None) -> None:
-        """Insert a custom preprocessing step (a Step or ``f(DataArray) -> DataArray``).
+    def add_process(
+        self, step: Step | Callable, *, name: str | None = None, before: str | None = None, after: str | None = None
+    ) -> None:
+        """Insert a custom preprocessing step.
 
-        By default it runs after all other preprocessing, just before correlation; give
-        ``before`` or ``after`` (a task name) to put it elsewhere.
+        Parameters
+        ----------
+        step
+            A :class:`~anxcor.steps.Step` or a function ``f(DataArray) -> DataArray`` (see
+            :class:`~anxcor.steps.XArrayProcessor` for what the DataArray holds).
+        name
+            Task name; default the class (or ``functionstep``) name in lower case.
+        before, after
+            Name of the task to insert it before or after; by default it runs after all
+            other preprocessing, just before correlation.
         """
         step = as_step(step)
         if before is not None and after is not None:
@@ -258,18 +298,39 @@ class Anxcor:
         raise ConfigError(f"no task named {name!r}; tasks are {self.task_names}")
 
     # ------------------------------------------------------------------ filters
-    def set_station_filter(self, include: list[str] | None = None, exclude: list[str] | None = None) -> None:
-        """Keep only stations matching ``include`` and none of ``exclude`` (fnmatch patterns, 'NET.STA')."""
+    def set_station_filter(self, include: list[str] | str | None = None, exclude: list[str] | str | None = None) -> None:
+        """Keep only stations matching ``include`` and none of ``exclude``.
+
+        Parameters
+        ----------
+        include, exclude
+            fnmatch patterns on ``'NET.STA'`` (e.g. ``'XX.S00*'``); None means no constraint.
+        """
         self._station_filter = (_patterns(include, "include"), _patterns(exclude, "exclude"))
 
-    def set_pair_filter(self, include: list[str] | None = None, exclude: list[str] | None = None) -> None:
-        """Keep only pairs ``'NET.SRC:NET.REC'`` matching ``include`` and none of ``exclude`` (fnmatch)."""
+    def set_pair_filter(self, include: list[str] | str | None = None, exclude: list[str] | str | None = None) -> None:
+        """Keep only station pairs matching ``include`` and none of ``exclude``.
+
+        Parameters
+        ----------
+        include, exclude
+            fnmatch patterns on ``'NET.SRC:NET.REC'`` (e.g. ``'*:XX.S001'``); None means no
+            constraint. Autocorrelations are pairs like ``'XX.S001:XX.S001'``.
+        """
         self._pair_filter = (_patterns(include, "include"), _patterns(exclude, "exclude"))
 
     def get_station_combinations(self, name: str | None = None) -> pd.DataFrame:
         """The station pairs that will be correlated (autocorrelations included).
 
-        Returns a DataFrame with columns ``src``, ``rec`` and ``station_pair``.
+        Parameters
+        ----------
+        name
+            One dataset's pairs; default the union over all datasets.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``src``, ``rec`` and ``station_pair``, sorted.
         """
         names = [name] if name is not None else list(self._datasets)
         if not names:
@@ -304,7 +365,14 @@ class Anxcor:
         ]
 
     # ------------------------------------------------------------------ running
-    def process(self, starttimes, dask_client=None, *, stack: bool | int = True, progress: bool | Callable = False) -> xr.Dataset:
+    def process(
+        self,
+        starttimes: Sequence[float],
+        dask_client: Client | None = None,
+        *,
+        stack: bool | int = True,
+        progress: bool | Callable[[int, int], None] = False,
+    ) -> xr.Dataset:
         """Correlate every dataset over the windows starting at ``starttimes``.
 
         Parameters

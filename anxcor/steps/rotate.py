@@ -307,8 +307,10 @@ def align_station_pairs(result: xr.Dataset) -> xr.Dataset:
 
     Examples
     --------
-    >>> rotated = align_station_pairs(result)                  # doctest: +SKIP
-    >>> rotated.syn.sel(channel="R:R", station_pair="XX.S000:XX.S001")   # doctest: +SKIP
+    With ``result`` from :meth:`anxcor.core.Anxcor.process` on a dataset named ``syn``::
+
+        rotated = align_station_pairs(result)
+        rotated.syn.sel(channel="R:R", station_pair="XX.S000:XX.S001")
     """
     _check_result(result)
     labels = [str(c) for c in result["channel"].values]
@@ -427,9 +429,10 @@ def symmetric_lags(result: xr.Dataset) -> xr.Dataset:
 
     Examples
     --------
-    >>> folded = symmetric_lags(result)     # doctest: +SKIP
-    >>> float(folded.time.min())             # doctest: +SKIP
-    0.0
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        folded = symmetric_lags(result)
+        float(folded.time.min())  # 0.0
     """
     if not isinstance(result, xr.Dataset):
         raise ConfigError(f"expected an anxcor result (xarray.Dataset), got {type(result).__name__}")
@@ -495,7 +498,9 @@ class XArray9ComponentNormalizer:
 
     Examples
     --------
-    >>> normalized = XArray9ComponentNormalizer(reference="Z:Z")(result)   # doctest: +SKIP
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        normalized = XArray9ComponentNormalizer(reference="Z:Z")(result)
     """
 
     reference: str | None = None
