@@ -1,8 +1,9 @@
-"""Command line: ``python -m anxcor demo`` (more commands later).
+"""Command line: ``python -m anxcor demo | run | info``.
 
-The demo writes a synthetic diffuse-field archive (cached), correlates it with a progress
+``demo`` writes a synthetic diffuse-field archive (cached), correlates it with a progress
 bar, prints where each ZZ correlation peaks against the expected +-distance/velocity, and
-saves a record-section plot.
+saves a record-section plot. ``run`` correlates a waveform archive with a saved
+configuration and writes the result (netCDF or zarr); ``info`` summarises a saved result.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .errors import ConfigError
 
 __all__ = ["main"]
 
@@ -107,6 +110,94 @@ def _save_plot(result, path: Path, velocity: float) -> None:
     print(f"record section saved to {path.resolve()}")
 
 
+def run(args: argparse.Namespace) -> int:
+    """Correlate an archive with a saved configuration and save the result."""
+    from .core import Anxcor
+    from .database import SDSDatabase, WaveBankDatabase
+    from .io import save_result
+
+    anx = Anxcor.load_config(args.config)
+    if (args.sds is None) == (args.wavebank is None):
+        raise ConfigError("give exactly one waveform source: --sds ROOT or --wavebank DIRECTORY")
+    metadata = _metadata(args)
+    database = SDSDatabase(args.sds) if args.sds is not None else WaveBankDatabase(args.wavebank)
+    anx.add_dataset(database, args.name, inventory=metadata)
+    times = anx.get_starttimes(args.start, args.end, args.overlap)
+    print(f"{len(times)} windows of {anx.window_length:g} s between {args.start} and {args.end}", file=sys.stderr)
+    client = None
+    if args.workers:
+        from distributed import Client, LocalCluster
+
+        client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None))
+    try:
+        result = anx.process(times, dask_client=client, stack=_stack_argument(args.stack), progress=True)
+    finally:
+        if client is not None:
+            client.close()
+    path = save_result(result, args.out)
+    print(f"result saved to {path}")
+    print(summary(result))
+    return 0
+
+
+def _metadata(args: argparse.Namespace):
+    if args.inventory is not None:
+        from obspy import read_inventory
+
+        return read_inventory(args.inventory)
+    if args.coordinates is not None:
+        import pandas as pd
+
+        return pd.read_csv(args.coordinates, dtype={"network": str, "station": str})
+    return None
+
+
+def _stack_argument(text: str):
+    if text in ("all", "true", "True"):
+        return True
+    if text in ("none", "false", "False"):
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--stack must be 'all', 'none' or a number of windows, got {text!r}") from None
+
+
+def summary(result) -> str:
+    """A few lines describing a result: datasets, pairs, channels, windows, lags, failures."""
+    lines = [f"anxcor result (version {result.attrs.get('anxcor_version', '?')})"]
+    axis = "time" if "time" in result.dims else "frequency"
+    values = result[axis].values
+    lines.append(
+        f"  {result.sizes['station_pair']} station pairs x {result.sizes['channel']} channel pairs, "
+        f"{axis} {values[0]:g} .. {values[-1]:g} ({values.size} samples), "
+        f"sampling rate {result.attrs.get('sampling_rate', '?')} Hz"
+    )
+    if "window" in result.dims:
+        lines.append(f"  {result.sizes['window']} windows or window groups kept")
+    lines.append(f"  stack: {result.attrs.get('stack', '?')}; windows requested: {result.attrs.get('n_windows_requested', '?')}")
+    for name in result.data_vars:
+        counts_name = "n_windows" if "n_windows" in result.coords else f"n_windows_{name}"
+        counts = result[counts_name].values if counts_name in result.coords else None
+        used = "" if counts is None else f", windows per stack {int(counts.min())}..{int(counts.max())}"
+        lines.append(f"  dataset {name!r}: {int(result[name].notnull().any(axis).sum())} channel-pair stacks with data{used}")
+    for key in ("failures", "repairs"):
+        records = json.loads(result.attrs.get(key, "[]"))
+        lines.append(f"  {key}: {len(records)}" + (f" (first: {records[0]})" if records else ""))
+    if "distance" in result.coords:
+        distance = result["distance"].values
+        lines.append(f"  distances {np.nanmin(distance):.2f} .. {np.nanmax(distance):.2f} km")
+    return "\n".join(lines)
+
+
+def info(args: argparse.Namespace) -> int:
+    """Print a summary of a saved result."""
+    from .io import load_result
+
+    print(summary(load_result(args.result)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m anxcor`` and the ``anxcor`` script."""
     parser = argparse.ArgumentParser(prog="anxcor", description="Ambient-noise cross-correlation.")
@@ -120,12 +211,27 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--workers", type=int, default=0, help="dask workers (0: serial)")
     demo_parser.add_argument("--archive", help="where to write the archive (default: a cache folder)")
     demo_parser.add_argument("--plot", default="anxcor_demo_record_section.png", help="PNG to write")
+    run_parser = commands.add_parser("run", help="correlate an archive with a saved configuration")
+    run_parser.add_argument("config", help="configuration JSON (Anxcor.save_config)")
+    run_parser.add_argument("--start", required=True, help="UTC start, e.g. 2021-01-01T00:00:00")
+    run_parser.add_argument("--end", required=True, help="UTC end")
+    run_parser.add_argument("--out", required=True, help="result file: .nc (netCDF) or .zarr")
+    run_parser.add_argument("--overlap", type=float, default=0.0, help="window overlap fraction")
+    run_parser.add_argument("--sds", help="SDS archive root")
+    run_parser.add_argument("--wavebank", help="directory of miniSEED files (indexed with obsplus)")
+    run_parser.add_argument("--name", default="data", help="dataset (result variable) name")
+    run_parser.add_argument("--inventory", help="StationXML with coordinates (and responses)")
+    run_parser.add_argument("--coordinates", help="CSV with network,station,latitude,longitude[,elevation]")
+    run_parser.add_argument("--stack", default="all", help="'all' (default), 'none', or windows per substack")
+    run_parser.add_argument("--workers", type=int, default=0, help="dask workers (0: serial)")
+    info_parser = commands.add_parser("info", help="summarise a saved result")
+    info_parser.add_argument("result", help="result file (.nc or .zarr)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .errors import AnxcorError
 
     try:
-        return demo(args)
+        return {"demo": demo, "run": run, "info": info}[args.command](args)
     except AnxcorError as exc:
         print(f"anxcor: error: {exc}", file=sys.stderr)
         return 2
