@@ -14,6 +14,7 @@ import fnmatch
 import json
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
@@ -562,23 +563,57 @@ class Anxcor:
         return steps
 
     def config_json(self) -> str:
-        """The configuration (options and every task with its parameters) as a JSON string."""
-        config = {
-            "format": "anxcor-config",
-            "version": 1,
-            "options": {
-                "window_length": self.window_length,
-                "read_span": self.read_span,
-                "pair_block_mb": self.pair_block_mb,
-                "gap_fill": self.gap_fill,
-                "max_gap_fraction": self.max_gap_fraction,
-            },
-            "tasks": [{"task": name, **(step_description(step) if step else {"step": None})} for name, step in self._tasks]
-            + [{"task": name, **step_description(self._final[name])} for name in FINAL_TASKS],
-            "station_filter": list(self._station_filter),
-            "pair_filter": list(self._pair_filter),
-        }
-        return json.dumps(config, sort_keys=True)
+        """The configuration (options, every task with its parameters, filters) as JSON text.
+
+        The same text :meth:`save_config` writes (see :mod:`anxcor.config`), and what
+        ``result.attrs['config']`` records; :meth:`from_config_json` builds an Anxcor from it.
+        Unlike :meth:`save_config` it never fails: a step that cannot be saved (e.g. defined
+        in a notebook) is described by its name, and loading that text raises ``ConfigError``.
+        """
+        from .config import config_text
+
+        return config_text(self, strict=False)
+
+    # ------------------------------------------------------------------ persistence
+    def save_config(self, path: str | Path) -> Path:
+        """Save every option, task (with its step's parameters) and filter as versioned JSON.
+
+        Databases are not saved (they are code): add them again after :meth:`load_config`.
+        The file is written to a temporary name and renamed. Raises ``ConfigError`` naming
+        the task when a step cannot be loaded back, e.g. a class or function defined in a
+        notebook (``__main__``), inside a function, or a lambda: define it in an importable
+        module instead. See :mod:`anxcor.config` for the format.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> anx = Anxcor(window_length=600.0)
+        >>> path = anx.save_config(os.path.join(tempfile.mkdtemp(), "run.json"))
+        >>> Anxcor.load_config(path).config_json() == anx.config_json()
+        True
+        """
+        from .config import save_config
+
+        return save_config(self, path)
+
+    @classmethod
+    def load_config(cls, path: str | Path) -> Anxcor:
+        """A new Anxcor from a file written by :meth:`save_config`: ``anx = Anxcor.load_config('run.json')``.
+
+        It returns a new object (calling it on an instance leaves that instance as it is); add
+        the databases with :meth:`add_dataset`. Raises ``ConfigError`` naming the key for an
+        unknown or mistyped key, option, step or parameter, or an unsupported version.
+        """
+        from .config import load_config
+
+        return load_config(path, cls=cls)
+
+    @classmethod
+    def from_config_json(cls, text: str) -> Anxcor:
+        """A new Anxcor from configuration JSON text, e.g. ``result.attrs['config']``."""
+        from .config import anxcor_from_config_json
+
+        return anxcor_from_config_json(text, cls=cls)
 
     # ------------------------------------------------------------------ conversion
     @staticmethod
