@@ -39,6 +39,8 @@ COMPONENTS: tuple[str, ...] = ("Z", "N", "E")
 _COMPONENT_ALIASES = {"Z": "Z", "N": "N", "E": "E", "1": "N", "2": "E"}
 #: Gaps and edge shortfalls up to this many samples are bridged by interpolation.
 EDGE_TOLERANCE_SAMPLES = 1.5
+#: Time differences within this fraction of a sample are rounding, not offsets.
+SAMPLE_TOLERANCE = 1e-3
 
 
 def component_of(channel: str) -> str | None:
@@ -244,7 +246,8 @@ def _merge_overlaps(pieces, component: str, notes: list) -> list[tuple[float, fl
     for start, delta, data in pieces[1:]:
         previous_start, previous_delta, previous = merged[-1]
         covered_until = previous_start + (previous.size - 1) * previous_delta
-        overlap = int(np.floor((covered_until - start) / delta + 1e-6)) + 1 if start <= covered_until + 0.5 * delta else 0
+        # epoch seconds carry ~2e-7 s of rounding: compare in samples with a 1e-3 sample tolerance
+        overlap = int(np.floor((covered_until - start) / delta + SAMPLE_TOLERANCE)) + 1 if start <= covered_until + 0.5 * delta else 0
         if overlap >= data.size:
             notes.append((start, component, f"dropped a duplicated trace of {data.size} samples"))
             continue
@@ -320,7 +323,7 @@ def _fast_slice(pieces, window_start, delta, n_samples):
             continue
         offset = (window_start - start) / delta
         first = int(round(offset))
-        if abs(offset - first) < 1e-3 and first >= 0 and first + n_samples <= data.size:
+        if abs(offset - first) < SAMPLE_TOLERANCE and first >= 0 and first + n_samples <= data.size:
             return data[first : first + n_samples].copy()
     return None
 
@@ -328,19 +331,27 @@ def _fast_slice(pieces, window_start, delta, n_samples):
 def _interpolate(pieces, window_start, delta, n_samples):
     """Linear interpolation onto the grid; which grid samples count as covered; which have data.
 
-    Gaps and edge shortfalls up to ``EDGE_TOLERANCE_SAMPLES`` count as covered; "have data"
-    is exact (within half a sample of a recorded one).
+    Positions are computed in samples relative to the window start, and a piece whose start
+    lies within ``SAMPLE_TOLERANCE`` of a grid sample (same delta) is snapped onto it, so
+    on-grid data split into several pieces come out exactly as recorded (absolute epoch
+    seconds would blend neighbouring samples through their last-bit rounding). Gaps and edge
+    shortfalls up to ``EDGE_TOLERANCE_SAMPLES`` count as covered; "have data" is exact
+    (within half a sample of a recorded one).
     """
-    grid = window_start + delta * np.arange(n_samples)
+    grid = np.arange(n_samples, dtype=np.float64)
     covered = np.zeros(n_samples, dtype=bool)
     strict = np.zeros(n_samples, dtype=bool)
-    times, values = [], []
+    positions, values = [], []
     for start, piece_delta, data in pieces:
-        piece_times = start + piece_delta * np.arange(data.size)
-        times.append(piece_times)
+        first = (start - window_start) / delta
+        step = piece_delta / delta
+        if abs(step - 1.0) < 1e-9 and abs(first - round(first)) < SAMPLE_TOLERANCE:
+            first, step = float(round(first)), 1.0
+        piece_positions = first + step * np.arange(data.size)
+        positions.append(piece_positions)
         values.append(data)
-        for mask, samples in ((covered, EDGE_TOLERANCE_SAMPLES), (strict, 0.5)):
-            mask |= (grid >= piece_times[0] - samples * piece_delta) & (grid <= piece_times[-1] + samples * piece_delta)
+        for mask, samples in ((covered, EDGE_TOLERANCE_SAMPLES * step), (strict, 0.5 * step)):
+            mask |= (grid >= piece_positions[0] - samples) & (grid <= piece_positions[-1] + samples)
     if not covered.any():
         return None, covered, strict
-    return np.interp(grid, np.concatenate(times), np.concatenate(values)), covered, strict
+    return np.interp(grid, np.concatenate(positions), np.concatenate(values)), covered, strict
