@@ -31,6 +31,7 @@ setup(
         "distributed>=2024.8",
         "bottleneck>=1.3",
         "obsplus>=0.3",
+        "zarr>=2.18",  # results saved as zarr stores (chunked, appendable), alongside netCDF
     ],
     extras_require={"test": TEST, "docs": DOCS, "plot": PLOT},
     entry_points={"console_scripts": ["anxcor=anxcor.__main__:main"]},

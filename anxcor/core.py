@@ -36,6 +36,8 @@ from .execute import (
     run_dask,
     run_serial,
 )
+from .io import load_result as _load_result
+from .io import save_result as _save_result
 from .io import xarray_to_obspy as _xarray_to_obspy
 from .progress import TextProgress
 from .result import SIGN_CONVENTION, assemble_variable, failure_records, pair_geometry, repair_records
@@ -616,6 +618,16 @@ class Anxcor:
         return anxcor_from_config_json(text, cls=cls)
 
     # ------------------------------------------------------------------ conversion
+    @staticmethod
+    def save_result(result: xr.Dataset, path: str | Path) -> Path:
+        """Write a result to ``.nc`` (netCDF) or ``.zarr``, atomically; see :func:`anxcor.io.save_result`."""
+        return _save_result(result, path)
+
+    @staticmethod
+    def load_result(path: str | Path) -> xr.Dataset:
+        """Read a result written by :meth:`save_result`; see :func:`anxcor.io.load_result`."""
+        return _load_result(path)
+
     @staticmethod
     def align_station_pairs(result: xr.Dataset) -> xr.Dataset:
         """Rotate every pair's 9 channel pairs from ZNE to ZRT; see :func:`anxcor.steps.rotate.align_station_pairs`."""
