@@ -130,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
 
         client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None))
     try:
-        result = anx.process(times, dask_client=client, stack=_stack_argument(args.stack), progress=True)
+        result = anx.process(
+            times, dask_client=client, stack=_stack_argument(args.stack), progress=True, cache_dir=args.cache
+        )
     finally:
         if client is not None:
             client.close()
@@ -224,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--coordinates", help="CSV with network,station,latitude,longitude[,elevation]")
     run_parser.add_argument("--stack", default="all", help="'all' (default), 'none', or windows per substack")
     run_parser.add_argument("--workers", type=int, default=0, help="dask workers (0: serial)")
+    run_parser.add_argument("--cache", help="folder of partial results: a rerun resumes from it")
     info_parser = commands.add_parser("info", help="summarise a saved result")
     info_parser.add_argument("result", help="result file (.nc or .zarr)")
     args = parser.parse_args(argv)

@@ -375,6 +375,7 @@ class Anxcor:
         *,
         stack: bool | int = True,
         progress: bool | Callable[[int, int], None] = False,
+        cache_dir: str | Path | None = None,
     ) -> xr.Dataset:
         """Correlate every dataset over the windows starting at ``starttimes``.
 
@@ -389,6 +390,12 @@ class Anxcor:
             integer k: means over consecutive groups of k windows.
         progress
             True for a text progress bar on stderr, or a function ``f(done, total)``.
+        cache_dir
+            A folder for partial results (one file per read span and pair block). A run that
+            was interrupted resumes from it: rerun with the same configuration and start
+            times and only what is missing is read and computed; rerun with more start times
+            (new days) and only the new spans are. The cache assumes the archive's data for
+            the windows already done do not change: delete the folder if they do.
 
         Returns
         -------
@@ -416,6 +423,8 @@ class Anxcor:
             pairs = self._pairs(stations)
             inventory = extra_inventory if extra_inventory is not None else db.get_inventory()
             plan = self._plan(stations, pairs, times, spec, inventory, groups)
+            if cache_dir is not None:
+                plan = _with_cache(plan, cache_dir, name, self.config_json(), type(db).__qualname__, stack)
             logger.info(
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
@@ -649,6 +658,23 @@ class DatasetEntry(NamedTuple):
     database: AnxcorDatabase
     coordinates: pd.DataFrame | None
     inventory: Inventory | None
+
+
+def _with_cache(plan: RunPlan, cache_dir, name: str, config: str, database_kind: str, stack) -> RunPlan:
+    """The plan with one cache file per (read span, pair block)."""
+    from dataclasses import replace
+
+    from .cache import partial_path
+
+    run_token = tokenize(config, database_kind, str(stack), plan.groups is None)
+    paths = tuple(
+        tuple(
+            partial_path(cache_dir, name, run_token, list(plan.stations), block, [plan.starttimes[w] for w in span.windows])
+            for block in plan.blocks
+        )
+        for span in plan.spans
+    )
+    return replace(plan, cache_paths=paths)
 
 
 def _stack_description(method: str, stack) -> str:

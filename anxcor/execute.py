@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -350,6 +351,11 @@ class RunPlan:
     blocks: tuple[PairBlock, ...]
     inventories: tuple = ()  # per station: its obspy Inventory, or None (empty: none known)
     groups: WindowGroups | None = None  # None: linear mean over all windows
+    cache_paths: tuple[tuple[str, ...], ...] = ()  # per span, per block: cache file (empty: no cache)
+
+    def cache_path(self, span: int, block: int) -> str | None:
+        """The cache file of one correlation task, or None without a cache."""
+        return self.cache_paths[span][block] if self.cache_paths else None
 
     def inventory(self, station_index: int):
         """The inventory of one station, or None."""
@@ -357,29 +363,49 @@ class RunPlan:
 
 
 def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[BlockPartial]:
-    """Run the plan in this process, one read span at a time (bounded memory)."""
+    """Run the plan in this process, one read span at a time (bounded memory).
+
+    With cache files in the plan, tasks already on disk are loaded, and a span whose tasks
+    are all cached is not read at all.
+    """
+    from .cache import load_partial, save_partial
+
     totals: list[BlockPartial | None] = [None] * len(plan.blocks)
     total_tasks = len(plan.spans) * len(plan.blocks)
     done = 0
-    for span in plan.spans:
-        records = [read_station_span(db, st, span.start, span.end, READ_PAD_S) for st in plan.stations]
-        prepped = {
-            (i, w): prep_station_window(records[i], w, plan.starttimes[w], spec, plan.inventory(i))
-            for i in range(len(plan.stations))
-            for w in span.windows
-        }
-        del records
+    for s, span in enumerate(plan.spans):
+        paths = [plan.cache_path(s, b) for b in range(len(plan.blocks))]
+        cached = {b for b, path in enumerate(paths) if path is not None and os.path.exists(path)}
+        needed = sorted({i for b, block in enumerate(plan.blocks) if b not in cached for i in block.stations})
+        prepped = {}
+        for i in needed:
+            record = read_station_span(db, plan.stations[i], span.start, span.end, READ_PAD_S)
+            for w in span.windows:
+                prepped[(i, w)] = prep_station_window(record, w, plan.starttimes[w], spec, plan.inventory(i))
         for b, block in enumerate(plan.blocks):
-            part = correlate_block(spec, block, *(prepped[(i, w)] for i in block.stations for w in span.windows))
+            if b in cached:
+                part = load_partial(paths[b])
+            else:
+                part = correlate_block(spec, block, *(prepped[(i, w)] for i in block.stations for w in span.windows))
+                if paths[b] is not None:
+                    save_partial(paths[b], part)
             totals[b] = part if totals[b] is None else add_partials(totals[b], part)
             done += 1
             if progress is not None:
                 progress(done, total_tasks)
+        if cached:
+            logger.info("read span %d: %d of %d pair blocks loaded from the cache", s, len(cached), len(plan.blocks))
     return [finalize_block(spec, plan.groups, total) for total in totals]
 
 
 def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[dict, list]:
-    """The dask graph of the plan (deterministic keys) and the keys of the block results."""
+    """The dask graph of the plan (deterministic keys) and the keys of the block results.
+
+    With cache files, a correlation task whose file exists is loaded and its read/prep inputs
+    are dropped from the graph; the others compute and save.
+    """
+    from .cache import cached_or
+
     db_key, spec_key = f"anxcor-database-{token}", f"anxcor-spec-{token}"
     graph: dict = {db_key: db, spec_key: spec}
     block_keys = []
@@ -402,8 +428,18 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
         for b, block in enumerate(plan.blocks):
             key = (f"anxcor-corr-{token}", b, s)
             inputs = [(f"anxcor-prep-{token}", i, w) for i in block.stations for w in span.windows]
-            graph[key] = (correlate_block, spec_key, block_keys[b], *inputs)
+            path = plan.cache_path(s, b)
+            if path is None:
+                graph[key] = (correlate_block, spec_key, block_keys[b], *inputs)
+            else:  # load it if a previous run finished it, else compute and save it
+                graph[key] = (cached_or, path, correlate_block, spec_key, block_keys[b], *inputs)
             corr_keys[b].append(key)
+    if plan.cache_paths:  # a cached task needs no inputs: let dask cull the reads behind it
+        for s, _ in enumerate(plan.spans):
+            for b, block in enumerate(plan.blocks):
+                path = plan.cache_path(s, b)
+                if os.path.exists(path):
+                    graph[(f"anxcor-corr-{token}", b, s)] = (load_partial_task, path)
     groups_key = f"anxcor-groups-{token}"
     graph[groups_key] = plan.groups
     final_keys = []
@@ -419,6 +455,13 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
         final_keys.append((f"anxcor-final-{token}", b))
         graph[final_keys[-1]] = (finalize_block, spec_key, groups_key, keys[0])
     return graph, final_keys
+
+
+def load_partial_task(path: str) -> BlockPartial:
+    """A graph task reading a cached partial (see :mod:`anxcor.cache`)."""
+    from .cache import load_partial
+
+    return load_partial(path)
 
 
 def run_dask(plan: RunPlan, spec: ProcessingSpec, db, client, token: str, progress=None) -> list[BlockPartial]:
