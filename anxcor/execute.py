@@ -431,15 +431,11 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             path = plan.cache_path(s, b)
             if path is None:
                 graph[key] = (correlate_block, spec_key, block_keys[b], *inputs)
-            else:  # load it if a previous run finished it, else compute and save it
+            elif os.path.exists(path):  # done by an earlier run: no inputs, so dask culls its reads
+                graph[key] = (load_partial_task, path)
+            else:  # compute and save (or load, if another run saved it meanwhile)
                 graph[key] = (cached_or, path, correlate_block, spec_key, block_keys[b], *inputs)
             corr_keys[b].append(key)
-    if plan.cache_paths:  # a cached task needs no inputs: let dask cull the reads behind it
-        for s, _ in enumerate(plan.spans):
-            for b, block in enumerate(plan.blocks):
-                path = plan.cache_path(s, b)
-                if os.path.exists(path):
-                    graph[(f"anxcor-corr-{token}", b, s)] = (load_partial_task, path)
     groups_key = f"anxcor-groups-{token}"
     graph[groups_key] = plan.groups
     final_keys = []
