@@ -14,6 +14,7 @@ import fnmatch
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -140,6 +141,9 @@ class Anxcor:
         self._tasks: list[tuple[str, Step | None]] = [(name, cls()) for name, cls in DEFAULT_TASKS.items()]
         self._final: dict[str, Any] = {name: cls() for name, cls in FINAL_TASKS.items()}
         self._datasets: dict[str, DatasetEntry] = {}
+        self._save_stage: tuple[Path, str] | None = None
+        self._load_stage: tuple[Path, str] | None = None
+        self._task_cache: Path | None = None
         self._station_filter: tuple[list[str] | None, list[str] | None] = (None, None)
         self._pair_filter: tuple[list[str] | None, list[str] | None] = (None, None)
 
@@ -300,6 +304,54 @@ class Anxcor:
                 return index
         raise ConfigError(f"no task named {name!r}; tasks are {self.task_names}")
 
+    # ------------------------------------------------------------------ stages on disk
+    def save_at_process(self, directory: str | Path, task: str) -> None:
+        """Save every station-window as it leaves preprocessing task ``task``.
+
+        Files go to ``directory/<dataset>/<NET.STA>/<window start>.npz`` (see
+        :mod:`anxcor.stages`); a later run can start from them with :meth:`load_at_process`.
+        Pass ``task=None`` to stop saving.
+        """
+        self._save_stage = None if task is None else (Path(directory), self._active_task(task))
+
+    def load_at_process(self, directory: str | Path, task: str) -> None:
+        """Start from station-windows saved after ``task`` by :meth:`save_at_process`.
+
+        Nothing is read from the databases and the tasks up to ``task`` are skipped; a
+        station-window without a file is skipped and recorded. Pass ``task=None`` to read
+        the archive again.
+        """
+        self._load_stage = None if task is None else (Path(directory), self._active_task(task))
+
+    def save_at_task(self, directory: str | Path, task: str = "crosscorrelate") -> None:
+        """Keep the correlation stage (per read span and pair block) in ``directory``.
+
+        The same as passing ``cache_dir=directory`` to every :meth:`process`: a rerun with
+        :meth:`load_at_task` (or the same call) loads what is there and computes the rest.
+        """
+        if task != "crosscorrelate":
+            raise ConfigError(f"save_at_task keeps the 'crosscorrelate' stage; got task {task!r}")
+        self._task_cache = Path(directory)
+
+    #: Resuming from the correlation stage uses the same folder: see :meth:`save_at_task`.
+    load_at_task = save_at_task
+
+    def _active_task(self, task: str) -> str:
+        index = self._task_index(task)
+        if self._tasks[index][1] is None:
+            raise ConfigError(f"task {task!r} is disabled; saving or loading at it would mean nothing")
+        return task
+
+    def _stage(self, stage, name: str) -> tuple[str, int] | None:
+        """(folder for this dataset, index among the active steps) of a saved stage."""
+        if stage is None:
+            return None
+        directory, task = stage
+        active = [t for t, step in self._tasks if step is not None]
+        if task not in active:
+            raise ConfigError(f"task {task!r} (for a saved stage) is not an active preprocessing task: {active}")
+        return str(directory / name), active.index(task)
+
     # ------------------------------------------------------------------ filters
     def set_station_filter(self, include: list[str] | str | None = None, exclude: list[str] | str | None = None) -> None:
         """Keep only stations matching ``include`` and none of ``exclude``.
@@ -423,14 +475,16 @@ class Anxcor:
             pairs = self._pairs(stations)
             inventory = extra_inventory if extra_inventory is not None else db.get_inventory()
             plan = self._plan(stations, pairs, times, spec, inventory, groups)
-            if cache_dir is not None:
-                plan = _with_cache(plan, cache_dir, name, self.config_json(), type(db).__qualname__, stack)
+            cache = cache_dir if cache_dir is not None else self._task_cache
+            if cache is not None:
+                plan = _with_cache(plan, cache, name, self.config_json(), stack)
+            dataset_spec = replace(spec, save_stage=self._stage(self._save_stage, name), load_stage=self._stage(self._load_stage, name))
             logger.info(
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
             )
             if dask_client is None:
-                partials = run_serial(plan, spec, db, progress=reporter)
+                partials = run_serial(plan, dataset_spec, db, progress=reporter)
             else:
                 if not callable(getattr(dask_client, "get", None)) or not hasattr(dask_client, "scheduler_info"):
                     raise ConfigError(
@@ -438,7 +492,7 @@ class Anxcor:
                     )
                 shipped = _pickled_database(db, name)
                 token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped)
-                partials = run_dask(plan, spec, db, dask_client, token, progress=reporter)
+                partials = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
                 partials, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
             )
@@ -660,13 +714,16 @@ class DatasetEntry(NamedTuple):
     inventory: Inventory | None
 
 
-def _with_cache(plan: RunPlan, cache_dir, name: str, config: str, database_kind: str, stack) -> RunPlan:
-    """The plan with one cache file per (read span, pair block)."""
-    from dataclasses import replace
+def _with_cache(plan: RunPlan, cache_dir, name: str, config: str, stack) -> RunPlan:
+    """The plan with one cache file per (read span, pair block).
 
+    Files are keyed by the configuration, the dataset name, the block's station pairs and the
+    span's window starts, not by the database object: resuming may use another object over
+    the same archive (or none that can be read, see ``load_at_task``).
+    """
     from .cache import partial_path
 
-    run_token = tokenize(config, database_kind, str(stack), plan.groups is None)
+    run_token = tokenize(config, str(stack), plan.groups is None)
     paths = tuple(
         tuple(
             partial_path(cache_dir, name, run_token, list(plan.stations), block, [plan.starttimes[w] for w in span.windows])

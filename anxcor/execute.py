@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .errors import DataError
+from .stages import load_stage, save_stage, stage_path
 from .steps.base import Step, WindowContext
 from .steps.correlate import CrossCorrelate, lags_from_cross_spectra, window_summed_cross_spectra
 from .steps.stack import Stack
@@ -69,6 +70,8 @@ class ProcessingSpec:
     gap_fill: str | None = None
     max_gap_fraction: float = 0.05
     stack: Stack = field(default_factory=Stack)
+    save_stage: tuple[str, int] | None = None  # (folder, index of the step after which to save)
+    load_stage: tuple[str, int] | None = None  # (folder, index of the step the saved data left)
 
 
 @dataclass(frozen=True)
@@ -171,37 +174,41 @@ def prep_station_window(
     """
     valid = np.zeros(len(COMPONENTS), dtype=bool)
     repairs = [(record.station, time, component, what) for time, component, what in record.notes]
-    if record.error is not None:
+    if spec.load_stage is None and record.error is not None:
         return StationWindow(window, None, valid, (_failure(record.station, window_start, "*", record.error),))
-    if not record.pieces:
+    if spec.load_stage is None and not record.pieces:
         return StationWindow(window, None, valid, (_failure(record.station, window_start, "*", "no data"),))
     failures = []
-    groups: dict[float, list[tuple[int, np.ndarray]]] = {}
-    for row, component in enumerate(COMPONENTS):
-        if component not in record.pieces:
-            continue
-        samples, rate, reason = grid_component(
-            record.pieces[component], window_start, spec.window_length, spec.gap_fill, spec.max_gap_fraction
-        )
-        if samples is None:
-            failures.append(_failure(record.station, window_start, component, reason))
-        else:
-            if reason is not None:
-                repairs.append(_failure(record.station, window_start, component, reason))
-            groups.setdefault((rate, samples.size), []).append((row, samples))
     data = np.zeros((len(COMPONENTS), spec.n_samples))
-    for (rate, _), members in groups.items():
-        rows = [row for row, _ in members]
+    first_step, channel_ids = 0, dict(record.channel_ids)
+    if spec.load_stage is not None:
+        folder, index = spec.load_stage
+        path = stage_path(folder, record.station, window_start)
+        if not os.path.exists(path):
+            reason = f"no saved stage at {path}"
+            return StationWindow(window, None, valid, (_failure(record.station, window_start, "*", reason),))
+        stage_groups, channel_ids = load_stage(path)
+        first_step = index + 1
+    else:
+        stage_groups = _gridded_groups(record, window_start, spec, failures, repairs)
+    save_after = None if spec.save_stage is None else spec.save_stage[1]
+    saved = []
+    for rows, values, rate in stage_groups:
         context = WindowContext(
             station=record.station,
             starttime=window_start,
             components=tuple(COMPONENTS[r] for r in rows),
-            channels=tuple(record.channel_ids.get(COMPONENTS[r], "") for r in rows),
+            channels=tuple(channel_ids.get(COMPONENTS[r], "") for r in rows),
             inventory=inventory,
         )
         try:
-            values, out_rate = _run_steps(spec.steps, np.vstack([s for _, s in members]), rate, context)
-            _check_output(values, out_rate, spec)
+            if save_after is not None:
+                values, rate = _run_steps(spec.steps[first_step : save_after + 1], values, rate, context)
+                saved.append((rows, values, rate))
+                values, rate = _run_steps(spec.steps[save_after + 1 :], values, rate, context)
+            else:
+                values, rate = _run_steps(spec.steps[first_step:], values, rate, context)
+            _check_output(values, rate, spec)
         except DataError as exc:
             failures.extend(_failure(record.station, window_start, COMPONENTS[r], str(exc)) for r in rows)
             continue
@@ -212,14 +219,44 @@ def prep_station_window(
                 valid[row] = True
             else:
                 failures.append(_failure(record.station, window_start, COMPONENTS[row], "non-finite after preprocessing"))
+    if saved:
+        save_stage(stage_path(spec.save_stage[0], record.station, window_start), saved, channel_ids)
     if not valid.any():
         return StationWindow(window, None, valid, tuple(failures), repairs=tuple(repairs))
-    channels = tuple((record.station, COMPONENTS[r], record.channel_ids[COMPONENTS[r]]) for r in np.flatnonzero(valid))
+    channels = tuple((record.station, COMPONENTS[r], channel_ids.get(COMPONENTS[r], "")) for r in np.flatnonzero(valid))
     as_receiver, as_source = spec.correlator.spectra(data, spec.nfft, spec.sampling_rate)
     return StationWindow(
         window, as_receiver, valid, tuple(failures), None if as_source is as_receiver else as_source,
         tuple(repairs), channels,
     )
+
+
+def _read_or_stub(spec: ProcessingSpec, db, station: str, span: ReadSpan) -> StationRecord:
+    """Read a station over a span, or, when starting from a saved stage, read nothing."""
+    if spec.load_stage is not None:
+        return StationRecord(station)
+    return read_station_span(db, station, span.start, span.end, READ_PAD_S)
+
+
+def _gridded_groups(record: StationRecord, window_start: float, spec: ProcessingSpec, failures: list, repairs: list):
+    """The station-window's components on the window grid, grouped by sampling rate."""
+    groups: dict[tuple[float, int], list[tuple[int, np.ndarray]]] = {}
+    for row, component in enumerate(COMPONENTS):
+        if component not in record.pieces:
+            continue
+        samples, rate, reason = grid_component(
+            record.pieces[component], window_start, spec.window_length, spec.gap_fill, spec.max_gap_fraction
+        )
+        if samples is None:
+            failures.append(_failure(record.station, window_start, component, reason))
+            continue
+        if reason is not None:
+            repairs.append(_failure(record.station, window_start, component, reason))
+        groups.setdefault((rate, samples.size), []).append((row, samples))
+    return [
+        (tuple(row for row, _ in members), np.vstack([samples for _, samples in members]), rate)
+        for (rate, _), members in groups.items()
+    ]
 
 
 def _run_steps(steps, data, rate, context):
@@ -379,7 +416,7 @@ def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[B
         needed = sorted({i for b, block in enumerate(plan.blocks) if b not in cached for i in block.stations})
         prepped = {}
         for i in needed:
-            record = read_station_span(db, plan.stations[i], span.start, span.end, READ_PAD_S)
+            record = _read_or_stub(spec, db, plan.stations[i], span)
             for w in span.windows:
                 prepped[(i, w)] = prep_station_window(record, w, plan.starttimes[w], spec, plan.inventory(i))
         for b, block in enumerate(plan.blocks):
@@ -420,7 +457,7 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
     for s, span in enumerate(plan.spans):
         for i, station in enumerate(plan.stations):
             read_key = (f"anxcor-read-{token}", i, s)
-            graph[read_key] = (read_station_span, db_key, station, span.start, span.end, READ_PAD_S)
+            graph[read_key] = (_read_or_stub, spec_key, db_key, station, span)
             for w in span.windows:
                 graph[(f"anxcor-prep-{token}", i, w)] = (
                     prep_station_window, read_key, w, plan.starttimes[w], spec_key, inventory_keys[i],

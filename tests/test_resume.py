@@ -20,7 +20,7 @@ from anxcor.database import WaveBankDatabase
 anx = Anxcor.load_config(sys.argv[1])
 anx.add_dataset(WaveBankDatabase(sys.argv[2]), "syn")
 times = anx.get_starttimes(float(sys.argv[3]), float(sys.argv[4]), 0.0)
-anx.process(times, cache_dir=sys.argv[5], progress=lambda done, total: time.sleep(0.4))
+anx.process(times, cache_dir=sys.argv[5], progress=lambda done, total: time.sleep(1.0))
 """
 
 
