@@ -499,7 +499,7 @@ class Anxcor:
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             variables[name] = (variable, pair_geometry(pairs, coordinates))
             counts[name] = n_windows
-            failures.extend(failure_records(name, dataset_failures))
+            failures.extend(failure_records(name, dataset_failures, len(times)))
             repairs.extend(repair_records(name, dataset_repairs))
             channels[name] = dataset_channels
             if int(n_windows.max()) == 0:

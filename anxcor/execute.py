@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 N_CHANNEL_PAIRS = len(COMPONENTS) ** 2
 #: Channel-pair labels, source component first, in the order of the result's ``channel`` dim.
 CHANNEL_PAIRS: tuple[str, ...] = tuple(f"{a}:{b}" for a in COMPONENTS for b in COMPONENTS)
+#: Failure reason of a component the database returned no trace for (collapsed in the result
+#: to one record per station and component when it is absent from every window).
+ABSENT_COMPONENT = "component absent from the data"
 #: Fan-in of the tree reductions.
 TREE_FAN_IN = 8
 #: Seconds read before and after each span, so edge samples and sub-sample offsets are covered.
@@ -243,6 +246,7 @@ def _gridded_groups(record: StationRecord, window_start: float, spec: Processing
     groups: dict[tuple[float, int], list[tuple[int, np.ndarray]]] = {}
     for row, component in enumerate(COMPONENTS):
         if component not in record.pieces:
+            failures.append(_failure(record.station, window_start, component, ABSENT_COMPONENT))
             continue
         samples, rate, reason = grid_component(
             record.pieces[component], window_start, spec.window_length, spec.gap_fill, spec.max_gap_fraction

@@ -16,7 +16,7 @@ import xarray as xr
 from obspy import UTCDateTime
 from obspy.geodetics import gps2dist_azimuth
 
-from .execute import CHANNEL_PAIRS, BlockPartial
+from .execute import ABSENT_COMPONENT, CHANNEL_PAIRS, BlockPartial
 
 __all__ = ["pair_label", "pair_geometry", "assemble_variable", "failure_records", "repair_records"]
 
@@ -114,15 +114,30 @@ def repair_records(dataset: str, repairs: list[tuple]) -> list[dict]:
     ]
 
 
-def failure_records(dataset: str, failures: list[tuple]) -> list[dict]:
-    """Failures as JSON-ready dicts: dataset, station, window start (ISO), component, reason."""
-    return [
-        {
-            "dataset": dataset,
-            "station": station,
-            "window_start": str(UTCDateTime(start)),
-            "component": component,
-            "reason": reason,
-        }
-        for station, start, component, reason in failures
-    ]
+def failure_records(dataset: str, failures: list[tuple], n_windows: int | None = None) -> list[dict]:
+    """Failures as JSON-ready dicts: dataset, station, window start (ISO), component, reason.
+
+    A component absent from the data in all ``n_windows`` windows (a vertical-only station,
+    say) becomes one record for the run, at its first window, instead of one per window.
+    """
+    absent: dict[tuple[str, str], list[float]] = {}
+    for station, start, component, reason in failures:
+        if reason == ABSENT_COMPONENT:
+            absent.setdefault((station, component), []).append(start)
+    whole_run = {key for key, starts in absent.items() if n_windows is not None and len(starts) == n_windows}
+    records = []
+    for station, start, component, reason in failures:
+        if (station, component) in whole_run:
+            if start != min(absent[(station, component)]):
+                continue
+            reason = f"{ABSENT_COMPONENT} in all {n_windows} windows"
+        records.append(
+            {
+                "dataset": dataset,
+                "station": station,
+                "window_start": str(UTCDateTime(start)),
+                "component": component,
+                "reason": reason,
+            }
+        )
+    return records

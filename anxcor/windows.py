@@ -304,7 +304,9 @@ def grid_component(
             return None, rate, "no data in window"
         if not covered.all():
             missing = int(np.count_nonzero(~has_data))
-            if fill is None or missing > max_fill_fraction * n_samples or missing == n_samples:
+            if missing == n_samples:
+                return None, rate, "no data in window"
+            if fill is None or missing > max_fill_fraction * n_samples:
                 return None, rate, f"gap: {missing} of {n_samples} samples missing"
             if fill == "mean":
                 samples[~has_data] = samples[has_data].mean()

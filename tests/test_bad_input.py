@@ -24,7 +24,7 @@ linear stack sums in another order when the number of stations changes; see
 | `max_tau_shift` >= window | `ConfigError` mentioning `max_tau_shift`, before any read |
 | station stops recording 10 s before window 2 | window 1 Z,N,E skipped "gap: 100 of 3000 samples missing", window 2 Z,N,E "no data in window" |
 | same, window 2 in its own read span | window 2 skipped as a whole (component `*`), "no data" |
-| station stops exactly at the start of window 2 | window 2 Z,N,E skipped, "gap: 3000 of 3000 samples missing" |
+| station stops exactly at the start of window 2 | window 2 Z,N,E skipped, "no data in window" (the last sample within the 1.5-sample edge tolerance does not count as data) |
 | station with no data in a middle window (stops, resumes) | window 1 "no data in window", windows 0 and 2 "gap: 300 of 3000 samples missing" |
 | gap inside a window (one or all components) | skip those component-windows, "gap: 50 of 3000 samples missing" |
 | gap with `gap_fill='interpolate'` | used, recorded in `repairs` "filled a gap of 50 of 3000 samples" |
@@ -33,7 +33,8 @@ linear stack sums in another order when the number of stations changes; see
 | station at 7.3 Hz (others 10 Hz) | resampled and used: no failure, full `n_windows`, a 2.0 s delay comes out at +2.0 s (within one sample) |
 | one component at another rate (N at 7.3 Hz) | used, no failure |
 | station at 0.02 Hz (Nyquist = bandpass freqmin) | skip every component-window, reason names "Nyquist" |
-| missing channels (Z only) | channel pairs needing C's N/E counted 0 (NaN), Z used (C's Z:Z equal to rounding: preprocessed alone); the skip is *not* in `failures` (xfail, BUG) |
+| missing channels (Z only) | channel pairs needing C's N/E counted 0 (NaN), Z used (C's Z:Z equal to rounding: preprocessed alone); `failures` holds one record per absent component for the run, "component absent from the data in all 3 windows" |
+| a component that stops mid-run | one record per affected window ("gap: ...", then "no data in window"); a component missing from a whole read span gets "component absent from the data" per window |
 | exact duplicate trace | `repairs` "dropped a duplicated trace of 9000 samples"; values identical |
 | overlapping traces (200 samples, remainder starting on a whole second) | `repairs` "merged overlapping traces: dropped 200 overlapping samples"; values identical |
 | trace split in two contiguous pieces at a whole second | values identical, nothing recorded |
@@ -302,7 +303,7 @@ def test_errors_are_anxcor_errors():
         # ... and window 2 read on its own: the database returns an empty stream
         (590.0, WINDOW, {1: ("ZNE", "gap: 100 of 3000 samples missing"), 2: ("*", "no data")}),
         # recording stops exactly at the start of window 2 (its last sample 0.1 s before)
-        (600.0, 3600.0, {2: ("ZNE", "gap: 3000 of 3000 samples missing")}),
+        (600.0, 3600.0, {2: ("ZNE", "no data in window")}),
     ],
     ids=["stops-early", "stops-early-read-per-window", "stops-at-window-edge"],
 )
@@ -634,21 +635,21 @@ def test_valid_pairs_match_a_run_of_only_the_good_stations_to_rounding(clean):
         )
 
 
-# ====================================================================== known bugs (strict xfail)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a component absent from a station's stream (e.g. a Z-only station) is not listed in "
-        "attrs['failures'] (anxcor/execute.py prep_station_window skips components not in record.pieces "
-        "without a failure); it shows only as n_windows = 0 (documented 'Known gap' in docs/design.md)"
-    ),
-)
-def test_missing_channels_are_listed_in_failures(clean):
+def test_missing_channels_are_listed_in_failures_once_per_run(clean):
     stream = _noise_stream()
     bad = _run(InMemoryDatabase(_replace(stream, "C", *_c_traces(stream, "Z"))))
-    assert_skips(bad, clean, dict.fromkeys(range(N_WINDOWS), "NE"), "")
+    failures = _failures(bad)
+    assert [(f["station"], f["window_start"], f["component"]) for f in failures] == [(BAD, _iso(0), "E"), (BAD, _iso(0), "N")]
+    assert {f["reason"] for f in failures} == {f"component absent from the data in all {N_WINDOWS} windows"}
+
+
+def test_component_ending_mid_run_is_recorded_per_window(clean):
+    stream = _noise_stream()
+    north = [_cut(tr, 0.0, 300.0) for tr in _c_traces(stream, "N")]  # N stops after window 0
+    bad = _run(InMemoryDatabase(_replace(stream, "C", *_c_traces(stream, "Z"), *north, *_c_traces(stream, "E"))))
+    reasons = {f["window_start"]: f["reason"] for f in _failures(bad) if f["component"] == "N"}
+    assert reasons == {_iso(1): "no data in window", _iso(2): "no data in window"}
+    assert [f for f in _failures(bad) if f["component"] != "N"] == []
 
 
 @pytest.mark.parametrize(
