@@ -16,7 +16,7 @@ import pickle
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.fft
@@ -491,7 +491,29 @@ def _below_nyquist(owner: str, freq: float, sampling_rate: float) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Highpass(Step):
+class _OneCornerFilter(Step):
+    """Butterworth filter with one corner frequency; subclasses name the kind."""
+
+    _kind: ClassVar[str]
+    freq: float
+    order: int = 4
+    zerophase: bool = True
+
+    def __post_init__(self):
+        name = type(self).__name__
+        _positive("freq", self.freq, name)
+        _check_order(self.order, name)
+        _check_flag("zerophase", self.zerophase, name)
+
+    def apply(self, data, sampling_rate, context=None):
+        """Filter along the last axis."""
+        _below_nyquist(type(self).__name__, self.freq, sampling_rate)
+        sos = _butterworth(self.order, (float(self.freq),), self._kind, float(sampling_rate))
+        return _sos_filter(sos, data, self.zerophase), sampling_rate
+
+
+@dataclass(frozen=True, kw_only=True)
+class Highpass(_OneCornerFilter):
     """Butterworth high-pass filter.
 
     Parameters
@@ -510,24 +532,11 @@ class Highpass(Step):
     Highpass(freq=0.01, order=4, zerophase=True)
     """
 
-    freq: float
-    order: int = 4
-    zerophase: bool = True
-
-    def __post_init__(self):
-        _positive("freq", self.freq, "Highpass")
-        _check_order(self.order, "Highpass")
-        _check_flag("zerophase", self.zerophase, "Highpass")
-
-    def apply(self, data, sampling_rate, context=None):
-        """Filter along the last axis."""
-        _below_nyquist("Highpass", self.freq, sampling_rate)
-        sos = _butterworth(self.order, (float(self.freq),), "highpass", float(sampling_rate))
-        return _sos_filter(sos, data, self.zerophase), sampling_rate
+    _kind: ClassVar[str] = "highpass"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lowpass(Step):
+class Lowpass(_OneCornerFilter):
     """Butterworth low-pass filter.
 
     Parameters
@@ -546,20 +555,7 @@ class Lowpass(Step):
     Lowpass(freq=2.0, order=2, zerophase=True)
     """
 
-    freq: float
-    order: int = 4
-    zerophase: bool = True
-
-    def __post_init__(self):
-        _positive("freq", self.freq, "Lowpass")
-        _check_order(self.order, "Lowpass")
-        _check_flag("zerophase", self.zerophase, "Lowpass")
-
-    def apply(self, data, sampling_rate, context=None):
-        """Filter along the last axis."""
-        _below_nyquist("Lowpass", self.freq, sampling_rate)
-        sos = _butterworth(self.order, (float(self.freq),), "lowpass", float(sampling_rate))
-        return _sos_filter(sos, data, self.zerophase), sampling_rate
+    _kind: ClassVar[str] = "lowpass"
 
 
 @dataclass(frozen=True, kw_only=True)
