@@ -459,6 +459,10 @@ class Anxcor:
         stack = _check_stack(stack)
         if not self._datasets:
             raise ConfigError("no dataset added; call add_dataset(database, name) before process")
+        if dask_client is not None and (
+            not callable(getattr(dask_client, "get", None)) or not hasattr(dask_client, "scheduler_info")
+        ):
+            raise ConfigError(f"dask_client must be a dask.distributed.Client, got {type(dask_client).__name__}")
         spec = self._spec(keep_windows=stack is not True or not self._final["stack"].is_linear)
         if spec.correlator.output == "spectrum" and spec.keep_windows:
             raise ConfigError(
@@ -486,12 +490,11 @@ class Anxcor:
             if dask_client is None:
                 partials = run_serial(plan, dataset_spec, db, progress=reporter)
             else:
-                if not callable(getattr(dask_client, "get", None)) or not hasattr(dask_client, "scheduler_info"):
-                    raise ConfigError(
-                        f"dask_client must be a dask.distributed.Client, got {type(dask_client).__name__}"
-                    )
                 shipped = _pickled_database(db, name)
-                token = tokenize(self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped)
+                token = tokenize(
+                    self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped,
+                    dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
+                )
                 partials = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
                 partials, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
