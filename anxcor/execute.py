@@ -436,7 +436,9 @@ def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[B
                 progress(done, total_tasks)
         if cached:
             logger.info("read span %d: %d of %d pair blocks loaded from the cache", s, len(cached), len(plan.blocks))
-    return [finalize_block(spec, plan.groups, total) for total in totals]
+    for b, total in enumerate(totals):  # one block at a time, so only one extra block is in memory
+        totals[b] = finalize_block(spec, plan.groups, total)
+    return totals
 
 
 def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[dict, list]:

@@ -59,12 +59,17 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
 
 
 def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, n_lags: int, n_groups: int | None):
-    """Place finalised block results into arrays over all pairs."""
+    """Place finalised block results into arrays over all pairs.
+
+    Each block's entry in ``partials`` is set to None once placed, so the blocks and the
+    assembled arrays are not all in memory at once.
+    """
     lead = () if n_groups is None else (n_groups,)
     dtype = np.result_type(*(part.data.dtype for part in partials)) if partials else np.float64
     data = np.full((*lead, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan, dtype=dtype)
     counts = np.zeros((*lead, n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
-    for part, block in zip(partials, blocks, strict=True):
+    for index, block in enumerate(blocks):
+        part, partials[index] = partials[index], None
         data[..., block.pairs, :, :] = part.data
         counts[..., block.pairs, :] = part.counts
     return data, counts
@@ -80,11 +85,17 @@ def assemble_variable(
 ) -> tuple[xr.DataArray, xr.DataArray, list, list, dict]:
     """Build one dataset's DataArray, its counts, failures, repairs and the channels used.
 
-    ``partials`` are finalised block results (:func:`anxcor.execute.finalize_block`);
+    ``partials`` are finalised block results (:func:`anxcor.execute.finalize_block`), consumed
+    (each entry set to None once placed, to bound memory);
     ``group_starts`` is None for one stack over all windows, else the start time of each
     kept window or window group (the ``window`` coordinate). ``lags`` is the last axis,
     named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra).
     """
+    failures = sorted({f for part in partials for f in part.failures})
+    repairs = sorted({r for part in partials for r in part.repairs})
+    channels: dict[str, list[str]] = {}
+    for station, _, seed_id in sorted({c for part in partials for c in part.channels}):
+        channels.setdefault(station, []).append(seed_id)
     n_groups = None if group_starts is None else len(group_starts)
     data, counts = _block_arrays(partials, blocks, len(pairs), lags.size, n_groups)
     labels = [pair_label(s, r) for s, r in pairs]
@@ -98,11 +109,6 @@ def assemble_variable(
         coords["window"] = np.asarray(group_starts, dtype=float)
     variable = xr.DataArray(data, dims=dims, coords=coords)
     n_windows = xr.DataArray(counts, dims=dims[:-1], coords={k: coords[k] for k in dims[:-1]})
-    failures = sorted({f for part in partials for f in part.failures})
-    repairs = sorted({r for part in partials for r in part.repairs})
-    channels: dict[str, list[str]] = {}
-    for station, _, seed_id in sorted({c for part in partials for c in part.channels}):
-        channels.setdefault(station, []).append(seed_id)
     return variable, n_windows, failures, repairs, channels
 
 
