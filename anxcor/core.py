@@ -470,6 +470,7 @@ class Anxcor:
                 "stack=True with the 'linear' stack method, or output='lags'"
             )
         groups = _window_groups(times, stack, spec)
+        config = self.config_json()  # serialised once: cache keys, graph keys and attrs share it
         reporter = TextProgress() if progress is True else (progress or None)
         variables, counts, failures, repairs, channels = {}, {}, [], [], {}
         for name, (db, extra_coordinates, extra_inventory) in self._datasets.items():
@@ -481,7 +482,7 @@ class Anxcor:
             plan = self._plan(stations, pairs, times, spec, inventory, groups)
             cache = cache_dir if cache_dir is not None else self._task_cache
             if cache is not None:
-                plan = _with_cache(plan, cache, name, self.config_json(), stack)
+                plan = _with_cache(plan, cache, name, config, stack)
             dataset_spec = replace(spec, save_stage=self._stage(self._save_stage, name), load_stage=self._stage(self._load_stage, name))
             logger.info(
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
@@ -492,7 +493,7 @@ class Anxcor:
             else:
                 shipped = _pickled_database(db, name)
                 token = tokenize(
-                    self.config_json(), name, plan.stations, plan.starttimes, type(db).__qualname__, shipped,
+                    config, name, plan.stations, plan.starttimes, type(db).__qualname__, shipped,
                     dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
                 )
                 partials = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
@@ -513,7 +514,7 @@ class Anxcor:
                 )
         if hasattr(reporter, "close"):
             reporter.close()
-        return self._dataset(variables, counts, failures, repairs, channels, times, spec, stack)
+        return self._dataset(variables, counts, failures, repairs, channels, times, spec, stack, config)
 
     def _check_times(self, starttimes) -> list[float]:
         try:
@@ -579,7 +580,7 @@ class Anxcor:
             groups=groups,
         )
 
-    def _dataset(self, variables, counts, failures, repairs, channels, times, spec, stack) -> xr.Dataset:
+    def _dataset(self, variables, counts, failures, repairs, channels, times, spec, stack, config) -> xr.Dataset:
         data_vars, coords = {}, {}
         for name, (variable, geometry) in variables.items():
             data_vars[name] = variable
@@ -616,7 +617,7 @@ class Anxcor:
             stack=_stack_description(self._final["stack"].method, stack),
             sign_convention=SIGN_CONVENTION,
             starttimes=json.dumps(sorted(times)),
-            config=self.config_json(),
+            config=config,
             history=json.dumps(self._history()),
             failures=json.dumps(failures),
             repairs=json.dumps(repairs),

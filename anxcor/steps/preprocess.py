@@ -24,6 +24,7 @@ import scipy.signal
 from scipy.ndimage import uniform_filter1d
 
 from ..errors import ConfigError, DataError
+from ..validation import is_number
 from .base import Step
 
 __all__ = [
@@ -47,12 +48,8 @@ __all__ = [
 _TINY = 1e-30
 
 
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-
-
 def _positive(name: str, value, owner: str) -> None:
-    if not _is_number(value) or not value > 0:
+    if not is_number(value) or not value > 0:
         raise ConfigError(f"{owner} needs {name} > 0 (a number), got {value!r}")
 
 
@@ -64,7 +61,7 @@ def _check_band(freqmin, freqmax, owner: str) -> None:
 
 
 def _in_range(name: str, value, low: float, high: float, owner: str, *, low_open: bool = False, high_open: bool = True) -> None:
-    ok = _is_number(value) and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    ok = is_number(value) and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
         bounds = f"{low} {'<' if low_open else '<='} {name} {'<' if high_open else '<='} {high}"
         raise ConfigError(f"{owner} needs {bounds}, got {value!r}")
@@ -82,7 +79,7 @@ def _check_flag(name: str, value, owner: str) -> None:
 
 def _frequency_tuple(name: str, value, length: int, owner: str) -> tuple[float, ...]:
     """``value`` as a tuple of ``length`` finite numbers >= 0 (lists accepted), else ConfigError."""
-    if not isinstance(value, (tuple, list)) or len(value) != length or not all(_is_number(v) for v in value):
+    if not isinstance(value, (tuple, list)) or len(value) != length or not all(is_number(v) for v in value):
         raise ConfigError(f"{owner} {name} must be a tuple of {length} frequencies in Hz, got {value!r}")
     values = tuple(float(v) for v in value)
     if not all(np.isfinite(v) and v >= 0 for v in values):
@@ -306,7 +303,7 @@ class RemoveResponse(Step):
             if not (f1 < f2 <= f3 < f4):
                 raise ConfigError(f"RemoveResponse pre_filt needs f1 < f2 <= f3 < f4 (Hz), got {self.pre_filt!r}")
             object.__setattr__(self, "pre_filt", corners)
-        if self.water_level is not None and (not _is_number(self.water_level) or not self.water_level >= 0):
+        if self.water_level is not None and (not is_number(self.water_level) or not self.water_level >= 0):
             raise ConfigError(f"RemoveResponse water_level must be None or a number of dB >= 0, got {self.water_level!r}")
         _check_flag("zero_mean", self.zero_mean, "RemoveResponse")
         _in_range("taper_fraction", self.taper_fraction, 0.0, 1.0, "RemoveResponse", high_open=False)

@@ -32,6 +32,7 @@ import scipy.signal
 from scipy.signal.windows import hann
 
 from ..errors import ConfigError
+from ..validation import is_number
 
 __all__ = [
     "Stack",
@@ -46,10 +47,6 @@ __all__ = [
 
 _METHODS = ("linear", "pws", "tfpws", "robust", "nth_root", "selective")
 _TINY = 1e-30
-
-
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 def _is_integer(value) -> bool:
@@ -495,17 +492,17 @@ class Stack:
     def __post_init__(self):
         if self.method not in _METHODS:
             raise ConfigError(f"Stack method must be one of {_METHODS}, got {self.method!r}")
-        if not _is_number(self.power) or not 0 <= self.power < np.inf:
+        if not is_number(self.power) or not 0 <= self.power < np.inf:
             raise ConfigError(f"Stack needs power >= 0 (a finite number), got {self.power!r}")
-        if not _is_number(self.tf_window_s) or not 0 < self.tf_window_s < np.inf:
+        if not is_number(self.tf_window_s) or not 0 < self.tf_window_s < np.inf:
             raise ConfigError(f"Stack needs tf_window_s > 0 (seconds), got {self.tf_window_s!r}")
-        if not _is_number(self.epsilon) or not 0 < self.epsilon < np.inf:
+        if not is_number(self.epsilon) or not 0 < self.epsilon < np.inf:
             raise ConfigError(f"Stack needs epsilon > 0 (a finite number), got {self.epsilon!r}")
         if not _is_integer(self.max_iterations) or not self.max_iterations >= 1:
             raise ConfigError(f"Stack needs max_iterations to be an integer >= 1, got {self.max_iterations!r}")
         if not _is_integer(self.nth) or not self.nth >= 1:
             raise ConfigError(f"Stack needs nth to be an integer >= 1, got {self.nth!r}")
-        if not _is_number(self.threshold) or not -1 <= self.threshold <= 1:
+        if not is_number(self.threshold) or not -1 <= self.threshold <= 1:
             raise ConfigError(f"Stack needs threshold in [-1, 1] (a correlation coefficient), got {self.threshold!r}")
 
     def get_params(self) -> dict:
@@ -537,7 +534,7 @@ class Stack:
             ``(...)`` int, how many windows went into each stack (for ``'selective'`` the
             kept ones only).
         """
-        if not _is_number(sampling_rate) or not 0 < sampling_rate < np.inf:
+        if not is_number(sampling_rate) or not 0 < sampling_rate < np.inf:
             raise ConfigError(f"Stack.combine needs sampling_rate > 0 (Hz), got {sampling_rate!r}")
         if self.method == "selective":
             return selective_stack(windows, self.threshold)
