@@ -60,14 +60,20 @@ def _two_station_stream(n_seconds, rng):
     return stream, start.timestamp
 
 
-def test_pipeline_without_preprocessing_equals_scipy_for_one_window_all_channels():
-    stream, t0 = _two_station_stream(700, np.random.default_rng(12))
+def _raw_pipeline(stream, **correlation):
+    """An Anxcor over ``stream`` (dataset 'raw') with no preprocessing but the (no-op) resample."""
     anx = Anxcor(window_length=600.0)
     for task in ("detrend", "taper", "bandpass", "temporal_norm", "whiten"):
         anx.set_task(task, None)
     anx.set_task_kwargs("resample", dict(target_rate=RATE))  # no-op at the native rate
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=30.0))
+    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=30.0, **correlation))
     anx.add_dataset(InMemoryDatabase(stream), "raw")
+    return anx
+
+
+def test_pipeline_without_preprocessing_equals_scipy_for_one_window_all_channels():
+    stream, t0 = _two_station_stream(700, np.random.default_rng(12))
+    anx = _raw_pipeline(stream)
     result = anx.process([t0 + 50.0])
     window = slice(500, 500 + 6000)
     for src, rec in [("A", "B"), ("B", "B")]:
@@ -151,12 +157,7 @@ def test_coherency_is_bounded_and_insensitive_to_amplitude():
 @pytest.mark.parametrize("method", ["coherency", "deconvolution"])
 def test_pipeline_uses_the_method_for_every_pair(method):
     stream, t0 = _two_station_stream(700, np.random.default_rng(17))
-    anx = Anxcor(window_length=600.0)
-    for task in ("detrend", "taper", "bandpass", "temporal_norm", "whiten"):
-        anx.set_task(task, None)
-    anx.set_task_kwargs("resample", dict(target_rate=RATE))
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=30.0, method=method))
-    anx.add_dataset(InMemoryDatabase(stream), "raw")
+    anx = _raw_pipeline(stream, method=method)
     result = anx.process([t0])
     correlator = anx.get_task("crosscorrelate")
     for cs, cr in [("Z", "Z"), ("N", "E"), ("E", "Z")]:
@@ -172,12 +173,7 @@ def test_cross_spectrum_output_is_the_spectrum_of_the_correlation():
     stream, t0 = _two_station_stream(700, np.random.default_rng(18))
 
     def run(output):
-        anx = Anxcor(window_length=600.0)
-        for task in ("detrend", "taper", "bandpass", "temporal_norm", "whiten"):
-            anx.set_task(task, None)
-        anx.set_task_kwargs("resample", dict(target_rate=RATE))
-        anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=30.0, output=output))
-        anx.add_dataset(InMemoryDatabase(stream), "raw")
+        anx = _raw_pipeline(stream, output=output)
         return anx, anx.process([t0, t0 + 50.0])
 
     anx, spectra = run("spectrum")
