@@ -9,6 +9,7 @@ configuration and writes the result (netCDF or zarr); ``info`` summarises a save
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -66,7 +67,12 @@ def demo(args: argparse.Namespace) -> int:
           f"({n_pairs * 9 * len(times) / elapsed:,.0f} pair-channel-windows/s)")
     print(f"failures recorded: {len(json.loads(result.attrs['failures']))}")
     good = _print_peaks(result, archive)
-    _save_plot(result, Path(args.plot), archive.velocity)
+    if importlib.util.find_spec("matplotlib") is None:
+        print("matplotlib is not installed: no plots (pip install 'anxcor[plot]')")
+    else:
+        _save_plot(result, Path(args.plot), archive.velocity)
+        # TODO(issue 7): enable when analysis.beamform lands
+        # _plot_beam(result, Path(args.plot).with_name("anxcor_demo_beam.png"))
     return 0 if good else 1
 
 
@@ -95,21 +101,34 @@ def _print_peaks(result, archive) -> bool:
 
 
 def _save_plot(result, path: Path, velocity: float) -> None:
-    try:
-        import matplotlib
+    """Record section of the ZZ stacks with the field's velocity marked, saved as PNG."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install 'anxcor[plot]')")
-        return
-    from .plot import record_section
-
-    ax = record_section(result, channel="Z:Z", velocities=(velocity,))
-    ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=120)
-    plt.close(ax.figure)
+    matplotlib.use("Agg")
+    ax = result.anxcor.plot_record_section(channel="Z:Z", velocities=(velocity,))
+    _save_figure(ax.figure, path)
     print(f"record section saved to {path.resolve()}")
+
+
+def _plot_beam(result, path: Path) -> None:
+    """Beam power of the ZZ stacks in the synthetic field's band (0.1-0.5 Hz), saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .analysis import beamform
+    from .plot import beam_power
+
+    beam = beamform(result, freqmin=0.1, freqmax=0.5, channel="Z:Z")
+    ax = beam_power(beam)
+    _save_figure(ax.figure, path)
+    print(f"beam power saved to {path.resolve()}")
+
+
+def _save_figure(figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
 
 
 def run(args: argparse.Namespace) -> int:
