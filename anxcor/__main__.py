@@ -1,8 +1,9 @@
 """Command line: ``python -m anxcor demo | run | info``.
 
 ``demo`` writes a synthetic diffuse-field archive (cached), correlates it with a progress
-bar, prints where each ZZ correlation peaks against the expected +-distance/velocity, and
-saves a record-section plot. ``run`` correlates a waveform archive with a saved
+bar, prints where each ZZ correlation peaks against the expected +-distance/velocity and
+where the ZZ beam power peaks (the isotropic field gives a ring at 1/velocity), and saves a
+record-section plot and a beam-power plot. ``run`` correlates a waveform archive with a saved
 configuration and writes the result (netCDF or zarr); ``info`` summarises a saved result.
 """
 
@@ -67,12 +68,12 @@ def demo(args: argparse.Namespace) -> int:
           f"({n_pairs * 9 * len(times) / elapsed:,.0f} pair-channel-windows/s)")
     print(f"failures recorded: {len(json.loads(result.attrs['failures']))}")
     good = _print_peaks(result, archive)
+    beam = _print_beam(result, archive.velocity)
     if importlib.util.find_spec("matplotlib") is None:
         print("matplotlib is not installed: no plots (pip install 'anxcor[plot]')")
     else:
         _save_plot(result, Path(args.plot), archive.velocity)
-        # TODO(issue 7): enable when analysis.beamform lands
-        # _plot_beam(result, Path(args.plot).with_name("anxcor_demo_beam.png"))
+        _plot_beam(beam, Path(args.plot).with_name("anxcor_demo_beam.png"))
     return 0 if good else 1
 
 
@@ -110,15 +111,38 @@ def _save_plot(result, path: Path, velocity: float) -> None:
     print(f"record section saved to {path.resolve()}")
 
 
-def _plot_beam(result, path: Path) -> None:
-    """Beam power of the ZZ stacks in the synthetic field's band (0.1-0.5 Hz), saved as PNG."""
+def _print_beam(result, velocity: float):
+    """Bartlett beam power of the ZZ stacks in the field's band (0.1-0.5 Hz); prints its maximum.
+
+    The demo's field is isotropic, so the power forms a ring at slowness ``1 / velocity``
+    rather than one peak: besides the maximum, print the fraction of backazimuths whose
+    strongest slowness lies within 10 % of it. Returns the beam (a DataArray).
+    """
+    from .analysis import beamform
+
+    beam = beamform(result, freqmin=0.1, freqmax=0.5, channel="Z:Z")
+    slowness = beam["slowness"].values
+    row, column = np.unravel_index(int(np.argmax(beam.values)), beam.shape)
+    best_s, best_baz = float(slowness[row]), float(beam["backazimuth"].values[column])
+    speed = f" ({1 / best_s:.2f} km/s)" if best_s > 0 else ""
+    expected = 1.0 / velocity
+    ridge = slowness[np.argmax(beam.transpose("slowness", "backazimuth").values, axis=0)]
+    on_ring = float(np.mean(np.abs(ridge - expected) <= 0.1 * expected))
+    print(f"\nZZ beam power, {beam.attrs['freqmin']:g}-{beam.attrs['freqmax']:g} Hz "
+          f"({beam.attrs['method']}, {beam.attrs['n_stations']} stations): maximum at backazimuth "
+          f"{best_baz:g} deg, slowness {best_s:.3g} s/km{speed}")
+    print(f"isotropic field, so a ring: strongest slowness within 10% of 1/{velocity:g} km/s = {expected:.3f} s/km "
+          f"at {on_ring:.0%} of backazimuths (median {float(np.median(ridge)):.3f} s/km)")
+    return beam
+
+
+def _plot_beam(beam, path: Path) -> None:
+    """Polar plot of a beam-power map (from :func:`_print_beam`), saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from .analysis import beamform
     from .plot import beam_power
 
-    beam = beamform(result, freqmin=0.1, freqmax=0.5, channel="Z:Z")
     ax = beam_power(beam)
     _save_figure(ax.figure, path)
     print(f"beam power saved to {path.resolve()}")
@@ -226,14 +250,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="anxcor", description="Ambient-noise cross-correlation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="correlate a built-in synthetic archive and plot it")
+    demo_parser = commands.add_parser(
+        "demo",
+        help="correlate a built-in synthetic archive, beamform it and plot both",
+        description="Correlate a synthetic diffuse-field archive (cached), print where each ZZ correlation "
+        "peaks against +-distance/velocity and where the ZZ beam power peaks (a ring at 1/velocity for "
+        "this isotropic field), and save a record-section PNG and a beam-power PNG "
+        "(anxcor_demo_beam.png, beside --plot).",
+    )
     demo_parser.add_argument("--stations", type=int, default=12)
     demo_parser.add_argument("--hours", type=float, default=2.0)
     demo_parser.add_argument("--rate", type=float, default=20.0, help="Hz")
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--workers", type=int, default=0, help="dask workers (0: serial)")
     demo_parser.add_argument("--archive", help="where to write the archive (default: a cache folder)")
-    demo_parser.add_argument("--plot", default="anxcor_demo_record_section.png", help="PNG to write")
+    demo_parser.add_argument(
+        "--plot",
+        default="anxcor_demo_record_section.png",
+        help="record-section PNG to write; the beam-power PNG anxcor_demo_beam.png goes in the same folder",
+    )
     run_parser = commands.add_parser("run", help="correlate an archive with a saved configuration")
     run_parser.add_argument("config", help="configuration JSON (Anxcor.save_config)")
     run_parser.add_argument("--start", required=True, help="UTC start, e.g. 2021-01-01T00:00:00")

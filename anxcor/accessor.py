@@ -96,8 +96,8 @@ class AnxcorAccessor:
         freqmin, freqmax
             Frequency band in Hz.
         **kwargs
-            ``slowness``, ``azimuth``, ``method``, ``channel``, as
-            :func:`anxcor.analysis.beamform` takes them.
+            ``slowness``, ``azimuth``, ``method``, ``channel``, ``variable``,
+            ``per_frequency``, ``loading``, as :func:`anxcor.analysis.beamform` takes them.
 
         Returns
         -------

@@ -17,7 +17,7 @@ import pytest
 import xarray as xr
 
 import anxcor.analysis
-from anxcor.__main__ import _plot_beam, main
+from anxcor.__main__ import _plot_beam, _print_beam, main
 from anxcor.errors import ConfigError, DataError
 from anxcor.io import xarray_to_obspy
 from anxcor.plot import beam_power, dispersion_image, dvv_timeseries, record_section
@@ -425,17 +425,37 @@ def test_accessor_delegates_dvv(monkeypatch):
 # ---------------------------------------------------------------------------- demo
 
 
-def test_demo_saves_a_record_section(tmp_path, capsys):
+def test_demo_saves_a_record_section_and_a_beam(tmp_path, capsys):
     plot = tmp_path / "section.png"
     status = main(["demo", "--stations", "4", "--hours", "0.5", "--rate", "10", "--archive", str(tmp_path / "archive"),
                    "--plot", str(plot)])
     assert status == 0
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"record section saved to {plot.resolve()}" in capsys.readouterr().out
+    beam = tmp_path / "anxcor_demo_beam.png"  # beside --plot
+    for path in (plot, beam):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert f"record section saved to {plot.resolve()}" in out
+    assert f"beam power saved to {beam.resolve()}" in out
+    assert "ZZ beam power, 0.1-0.5 Hz (bartlett, 4 stations): maximum at backazimuth" in out
 
 
-def test_demo_beam_plot_saves_the_beam_of_beamform(tmp_path, monkeypatch):
-    monkeypatch.setattr(anxcor.analysis, "beamform", lambda result, freqmin, freqmax, **kw: _beam_array())
+def test_demo_prints_the_beam_maximum_and_the_ring(monkeypatch, capsys):
+    monkeypatch.setattr(anxcor.analysis, "beamform", lambda result, freqmin, freqmax, **kw: _demo_beam(freqmin, freqmax))
+    beam = _print_beam(_result(), velocity=3.0)
+    out = capsys.readouterr().out
+    s, baz = np.unravel_index(np.argmax(beam.values), beam.shape)
+    assert (BACKAZIMUTH[baz], SLOWNESS[s]) == pytest.approx((240.0, 0.325))
+    assert "maximum at backazimuth 240 deg, slowness 0.325 s/km (3.08 km/s)" in out
+    # every backazimuth's strongest slowness is 0.325 s/km, within 10 % of 1/3
+    assert "within 10% of 1/3 km/s = 0.333 s/km at 100% of backazimuths (median 0.325 s/km)" in out
+
+
+def _demo_beam(freqmin, freqmax) -> xr.DataArray:
+    attrs = {"freqmin": freqmin, "freqmax": freqmax, "method": "bartlett", "n_stations": 4}
+    return _beam_array().assign_attrs(attrs)
+
+
+def test_demo_beam_plot_saves_the_beam(tmp_path):
     path = tmp_path / "anxcor_demo_beam.png"
-    _plot_beam(_result(), path)
+    _plot_beam(_beam_array(), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
