@@ -489,16 +489,16 @@ class Anxcor:
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
             )
             if dask_client is None:
-                partials = run_serial(plan, dataset_spec, db, progress=reporter)
+                block_results = run_serial(plan, dataset_spec, db, progress=reporter)
             else:
                 shipped = _pickled_database(db, name)
                 token = tokenize(
                     config, name, plan.stations, plan.starttimes, type(db).__qualname__, shipped,
                     dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
                 )
-                partials = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
+                block_results = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
-                partials, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
+                block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
             )
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             variables[name] = (variable, pair_geometry(pairs, coordinates))
@@ -553,14 +553,16 @@ class Anxcor:
                 f"({self.window_length} s); set_task_kwargs('crosscorrelate', dict(max_tau_shift=...))"
             )
         n_samples = int(round(self.window_length * rate))
+        nfft = correlator.nfft(n_samples, rate)
         return ProcessingSpec(
             window_length=self.window_length,
             steps=steps,
             correlator=correlator,
             sampling_rate=rate,
             n_samples=n_samples,
-            nfft=correlator.nfft(n_samples, rate),
+            nfft=nfft,
             max_lag=correlator.max_lag(rate),
+            bins=correlator.band_bins(nfft, rate, steps),
             keep_windows=keep_windows,
             stack=self._final["stack"],
             gap_fill=self.gap_fill,
@@ -570,7 +572,11 @@ class Anxcor:
     def _plan(self, stations, pairs, times, spec, inventory=None, groups=None) -> RunPlan:
         index = {s: i for i, s in enumerate(stations)}
         pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
-        size = block_size_for(len(stations), spec.nfft, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6)
+        first, last = spec.band
+        size = block_size_for(
+            len(stations), last - first, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6,
+            spec.correlator.complex_dtype.itemsize, spec.correlator.real_dtype.itemsize,
+        )
         return RunPlan(
             stations=tuple(stations),
             starttimes=tuple(times),
