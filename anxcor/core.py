@@ -497,11 +497,13 @@ class Anxcor:
                     dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
                 )
                 block_results = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
+            # before collecting the blocks: on dask this runs while the cluster works
+            coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
+            geometry = pair_geometry(pairs, coordinates)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
                 block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
             )
-            coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
-            variables[name] = (variable, pair_geometry(pairs, coordinates))
+            variables[name] = (variable, geometry)
             counts[name] = n_windows
             failures.extend(failure_records(name, dataset_failures, len(times)))
             repairs.extend(repair_records(name, dataset_repairs))

@@ -588,7 +588,8 @@ def run_dask(
 ) -> Iterator[tuple[int, BlockPartial]]:
     """Run the plan on a ``dask.distributed`` client; same task functions as :func:`run_serial`.
 
-    Yields ``(block index, finalised block)`` as the blocks finish, in any order. Progress
+    The graph is submitted at once; the returned iterator yields ``(block index, finalised
+    block)`` as the blocks finish, in any order, so the caller can work meanwhile. Progress
     counts the correlation tasks (read span x pair block) and the block results as they
     finish; each future is released at once, so no partial result is held longer than its
     reduction needs it, and the client holds one finalised block at a time.
@@ -603,8 +604,12 @@ def run_dask(
     finals = set(final_keys)
     corr_keys = [k for k in graph if isinstance(k, tuple) and k[0].startswith("anxcor-corr-") and k not in finals]
     position = {key: b for b, key in enumerate(final_keys)}
-    total = len(corr_keys) + len(final_keys)
-    pending = as_completed(client.get(graph, corr_keys + final_keys, sync=False))
+    futures = client.get(graph, corr_keys + final_keys, sync=False)  # submitted now, collected lazily
+    return _collect_blocks(as_completed(futures), position, len(futures), progress)
+
+
+def _collect_blocks(pending, position: dict, total: int, progress) -> Iterator[tuple[int, BlockPartial]]:
+    """Yield finished block results from ``pending`` futures, releasing each at once."""
     for done, future in enumerate(pending, start=1):
         block = future.result() if future.key in position else None
         future.release()

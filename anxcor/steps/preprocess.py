@@ -440,7 +440,15 @@ class Taper(Step):
 
     def apply(self, data, sampling_rate, context=None):
         """Multiply by the taper."""
-        return data * taper_window(data.shape[-1], self.max_percentage, self.taper_type), sampling_rate
+        return data * _cached_taper(data.shape[-1], self.max_percentage, self.taper_type), sampling_rate
+
+
+@lru_cache(maxsize=16)
+def _cached_taper(n_samples: int, fraction: float, taper_type: str) -> np.ndarray:
+    """:func:`taper_window`, computed once per length (read-only)."""
+    window = taper_window(n_samples, fraction, taper_type)
+    window.flags.writeable = False
+    return window
 
 
 @lru_cache(maxsize=64)
