@@ -141,7 +141,9 @@ class StationWindow:
 class BlockPartial:
     """Partial result of one pair block: summed (or per-window) correlations and counts."""
 
-    data: np.ndarray  # (pairs, 9, kept bins) summed cross-spectra, or (windows, pairs, 9, lags) when keeping windows
+    # summed cross-spectra (kept bins, source stations, 3, receiver stations, 3) of the block's
+    # sources x receivers, or (windows, pairs, 9, lags) when keeping windows
+    data: np.ndarray
     counts: np.ndarray  # (pairs, 9) int, or (windows, pairs, 9)
     windows: np.ndarray  # window indices held (keep_windows only; empty otherwise)
     failures: frozenset = field(default_factory=frozenset)
@@ -344,9 +346,10 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_spans: tupl
     # (pairs, windows, 3, 3) -> (windows, pairs, 9): which channel pairs each window has
     counts = (valid[block.src][:, :, :, None] & valid[block.rec][:, :, None, :]).astype(np.int64)
     counts = counts.reshape(n_pairs, n_windows, N_CHANNEL_PAIRS).transpose(1, 0, 2)
-    if not spec.keep_windows:
-        cross = _pair_cross_spectra(source_spectra, spectra, block)
-        return BlockPartial(cross, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
+    if not spec.keep_windows:  # summed as the matrix product gives them; pairs picked out at the end
+        sources, receivers = np.unique(block.src), np.unique(block.rec)
+        products = window_summed_cross_spectra(source_spectra[sources], spectra[receivers])
+        return BlockPartial(products, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
     per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan, spec.correlator.real_dtype)
     for w in range(n_windows):
         if counts[w].any():
@@ -387,7 +390,9 @@ def add_partials(*partials: BlockPartial) -> BlockPartial:
     return BlockPartial(data, counts, partials[0].windows, failures, repairs, channels)
 
 
-def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial) -> BlockPartial:
+def finalize_block(
+    spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial, block: PairBlock | None = None
+) -> BlockPartial:
     """Turn a block's reduced partial into its result: the mean, kept windows, or stacks of groups.
 
     With ``groups`` None the partial holds cross-spectra summed over all windows (linear
@@ -397,7 +402,7 @@ def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: B
     without data) or, for ``stack=False``, the windows are put in time order.
     """
     if groups is None:
-        return replace(partial, data=_mean_correlations(spec, partial))
+        return replace(partial, data=_mean_correlations(spec, partial, block))
     row_of = {int(w): row for row, w in enumerate(partial.windows)}
     if not groups.combine:
         order = [row_of[w] for (w,) in groups.groups]
@@ -416,34 +421,42 @@ def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: B
 
 #: Rows (pair x channel pair) inverse-transformed at a time: small enough for the temporaries
 #: (``rows x nfft`` floats) to be reused from the heap rather than mapped afresh each time.
-IRFFT_ROWS = 256
+IRFFT_ROWS = 32
 
 
-def _mean_correlations(spec: ProcessingSpec, partial: BlockPartial) -> np.ndarray:
+def _mean_correlations(spec: ProcessingSpec, partial: BlockPartial, block: PairBlock) -> np.ndarray:
     """Mean correlations (or mean cross-spectra) of a block from its summed cross-spectra.
 
-    Rows without data are NaN. The kept bins are written into one zero-padded buffer of the
-    full ``nfft // 2 + 1`` bins, reused for every chunk of rows, so the inverse FFT needs no
-    padding copy; the lags are cut straight into the output.
+    Rows (pair x channel pair) without data are NaN. Each chunk of rows is picked out of the
+    summed matrix products (frequency-major) straight into one zero-padded buffer of the full
+    ``nfft // 2 + 1`` bins, reused for every chunk, so the inverse FFT needs no padding copy;
+    the lags are cut straight into the output.
     """
-    summed, counts = partial.data, partial.counts
+    products, counts = partial.data, partial.counts
+    _, source_of_pair = np.unique(block.src, return_inverse=True)
+    _, receiver_of_pair = np.unique(block.rec, return_inverse=True)
     first, last = spec.band
     n_full = spec.nfft // 2 + 1
     spectrum = spec.correlator.output == "spectrum"
     width = n_full if spectrum else 2 * spec.max_lag + 1
     dtype = spec.correlator.complex_dtype if spectrum else spec.correlator.real_dtype
     out = np.empty((*counts.shape, width), dtype=dtype)
-    rows_in, rows_out = summed.reshape(-1, summed.shape[-1]), out.reshape(-1, width)
+    rows_out = out.reshape(-1, width)
     flat_counts = counts.reshape(-1)
     rows_out[flat_counts == 0] = np.nan
     have = np.flatnonzero(flat_counts > 0)
-    weights = (1.0 / flat_counts[have]).astype(summed.real.dtype)
-    buffer = np.zeros((min(IRFFT_ROWS, have.size), n_full), dtype=summed.dtype)
+    pair, pair_channel = np.divmod(have, N_CHANNEL_PAIRS)
+    src_row, src_comp = source_of_pair[pair], pair_channel // 3  # channel pairs are source-major
+    rec_row, rec_comp = receiver_of_pair[pair], pair_channel % 3
+    weights = (1.0 / flat_counts[have]).astype(products.real.dtype)
+    buffer = np.zeros((min(IRFFT_ROWS, have.size), n_full), dtype=products.dtype)
     max_lag, nfft = spec.max_lag, spec.nfft
     for start in range(0, have.size, IRFFT_ROWS):
         rows = have[start : start + IRFFT_ROWS]
+        take = slice(start, start + rows.size)
         chunk = buffer[: rows.size]
-        np.multiply(rows_in[rows], weights[start : start + rows.size, None], out=chunk[:, first:last])
+        picked = products[:, src_row[take], src_comp[take], rec_row[take], rec_comp[take]]  # (bins, rows)
+        np.multiply(picked.T, weights[take, None], out=chunk[:, first:last])
         if spectrum:
             rows_out[rows] = chunk
             continue
@@ -510,7 +523,7 @@ def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> Iterat
         total, totals[b] = totals[b], None
         if isinstance(total, list):
             total = add_partials(*total)
-        yield b, finalize_block(spec, plan.groups, total)
+        yield b, finalize_block(spec, plan.groups, total, plan.blocks[b])
 
 
 def _accumulate(spec: ProcessingSpec, total, part: BlockPartial):
@@ -533,14 +546,14 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
 
     db_key, spec_key = f"anxcor-database-{token}", f"anxcor-spec-{token}"
     graph: dict = {db_key: db, spec_key: spec}
-    block_keys = []
-    for b, block in enumerate(plan.blocks):
-        block_keys.append((f"anxcor-block-{token}", b))
-        graph[block_keys[-1]] = block
+    # small plain objects go into the tasks themselves (a graph key each would be a task each);
+    # a station's inventory, which can be large and is used by every span, gets a key
     inventory_keys = []
     for i in range(len(plan.stations)):
-        inventory_keys.append((f"anxcor-inventory-{token}", i))
-        graph[inventory_keys[-1]] = plan.inventory(i)
+        inventory = plan.inventory(i)
+        inventory_keys.append(None if inventory is None else (f"anxcor-inventory-{token}", i))
+        if inventory is not None:
+            graph[inventory_keys[-1]] = inventory
     corr_keys: list[list] = [[] for _ in plan.blocks]
     for s, span in enumerate(plan.spans):
         starts = tuple(plan.starttimes[w] for w in span.windows)
@@ -553,14 +566,12 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             inputs = [(f"anxcor-prep-{token}", i, s) for i in block.stations]
             path = plan.cache_path(s, b)
             if path is None:
-                graph[key] = (correlate_block, spec_key, block_keys[b], *inputs)
+                graph[key] = (correlate_block, spec_key, block, *inputs)
             elif os.path.exists(path):  # done by an earlier run: no inputs, so dask culls its reads
                 graph[key] = (load_partial_task, path)
             else:  # compute and save (or load, if another run saved it meanwhile)
-                graph[key] = (cached_or, path, correlate_block, spec_key, block_keys[b], *inputs)
+                graph[key] = (cached_or, path, correlate_block, spec_key, block, *inputs)
             corr_keys[b].append(key)
-    groups_key = f"anxcor-groups-{token}"
-    graph[groups_key] = plan.groups
     final_keys = []
     for b, keys in enumerate(corr_keys):
         total = keys[0]
@@ -572,7 +583,7 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
                 graph[(f"anxcor-sum-{token}", b, k)] = (add_partials, total, key)
                 total = (f"anxcor-sum-{token}", b, k)
         final_keys.append((f"anxcor-final-{token}", b))
-        graph[final_keys[-1]] = (finalize_block, spec_key, groups_key, total)
+        graph[final_keys[-1]] = (finalize_block, spec_key, plan.groups, total, plan.blocks[b])
     return graph, final_keys
 
 

@@ -46,6 +46,11 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
     unknown = sorted({s for pair in pairs for s in pair} - set(coordinates.index))
     if unknown:
         logger.warning("no coordinates for %d station(s) %s: their pairs get NaN distance/azimuth", len(unknown), unknown[:10])
+    unknown = set(unknown)
+    position = {
+        station: (float(lat), float(lon))
+        for station, lat, lon in zip(coordinates.index, coordinates["latitude"], coordinates["longitude"], strict=True)
+    }
     distance, azimuth, backazimuth = (np.full(len(pairs), np.nan) for _ in range(3))
     for k, (src, rec) in enumerate(pairs):
         if src in unknown or rec in unknown:
@@ -53,8 +58,7 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
         if src == rec:
             distance[k], azimuth[k], backazimuth[k] = 0.0, 0.0, 180.0
             continue
-        a, b = coordinates.loc[src], coordinates.loc[rec]
-        meters, az, baz = gps2dist_azimuth(a.latitude, a.longitude, b.latitude, b.longitude)
+        meters, az, baz = gps2dist_azimuth(*position[src], *position[rec])
         distance[k], azimuth[k], backazimuth[k] = meters / 1000.0, az, baz
     return {"distance": distance, "azimuth": azimuth, "backazimuth": backazimuth}
 

@@ -967,6 +967,15 @@ def whitening_weights(frequencies: np.ndarray, freqmin: float, freqmax: float, t
     return weights
 
 
+@lru_cache(maxsize=16)
+def _whitening_weights_cached(n_samples: int, sampling_rate: float, freqmin: float, freqmax: float, taper_fraction: float):
+    """:func:`whitening_weights` on the ``rfft`` grid of ``n_samples`` (read-only, cached)."""
+    frequencies = scipy.fft.rfftfreq(n_samples, 1.0 / sampling_rate)
+    weights = whitening_weights(frequencies, freqmin, freqmax, taper_fraction)
+    weights.flags.writeable = False
+    return weights
+
+
 @dataclass(frozen=True, kw_only=True)
 class Whiten(Step):
     """Band-limited spectral whitening.
@@ -1009,11 +1018,17 @@ class Whiten(Step):
             )
         n_samples = data.shape[-1]
         spectrum = scipy.fft.rfft(data, axis=-1)
-        frequencies = scipy.fft.rfftfreq(n_samples, 1.0 / sampling_rate)
-        amplitude = np.abs(spectrum)
+        weights = _whitening_weights_cached(n_samples, sampling_rate, self.freqmin, self.freqmax, self.taper_fraction)
         if self.smoothing_hz > 0:
+            amplitude = np.abs(spectrum)
             width = max(1, int(round(self.smoothing_hz * n_samples / sampling_rate)))
             amplitude = uniform_filter1d(amplitude, size=width, axis=-1, mode="nearest")
-        weights = whitening_weights(frequencies, self.freqmin, self.freqmax, self.taper_fraction)
-        spectrum = spectrum * (weights / np.maximum(amplitude, _TINY))
+            spectrum *= weights / np.maximum(amplitude, _TINY)
+        else:  # only the bins with weight: the others become zero (as weight 0 would make them)
+            used = np.flatnonzero(weights)
+            first, last = (used[0], used[-1] + 1) if used.size else (0, 0)
+            band = spectrum[..., first:last]
+            band *= weights[first:last] / np.maximum(np.abs(band), _TINY)
+            spectrum[..., :first] = 0
+            spectrum[..., last:] = 0
         return scipy.fft.irfft(spectrum, n_samples, axis=-1), sampling_rate
