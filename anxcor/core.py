@@ -29,6 +29,7 @@ from . import __version__
 from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
 from .errors import ConfigError, DatabaseError, DataError
 from .execute import (
+    CHANNEL_PAIRS,
     ProcessingSpec,
     RunPlan,
     WindowGroups,
@@ -488,8 +489,13 @@ class Anxcor:
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
             )
+            destination = None
+            if dask_client is None and groups is None:  # blocks written straight into the result
+                axis = _last_axis(spec)[0]
+                dtype = spec.correlator.complex_dtype if spec.correlator.output == "spectrum" else spec.correlator.real_dtype
+                destination = np.empty((len(pairs), len(CHANNEL_PAIRS), axis.size), dtype=dtype)
             if dask_client is None:
-                block_results = run_serial(plan, dataset_spec, db, progress=reporter)
+                block_results = run_serial(plan, dataset_spec, db, progress=reporter, destination=destination)
             else:
                 shipped = _pickled_database(db, name)
                 token = tokenize(
@@ -501,7 +507,8 @@ class Anxcor:
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             geometry = pair_geometry(pairs, coordinates)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
-                block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
+                block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times),
+                data=destination,
             )
             variables[name] = (variable, geometry)
             counts[name] = n_windows

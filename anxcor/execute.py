@@ -391,7 +391,11 @@ def add_partials(*partials: BlockPartial) -> BlockPartial:
 
 
 def finalize_block(
-    spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial, block: PairBlock | None = None
+    spec: ProcessingSpec,
+    groups: WindowGroups | None,
+    partial: BlockPartial,
+    block: PairBlock | None = None,
+    destination: np.ndarray | None = None,
 ) -> BlockPartial:
     """Turn a block's reduced partial into its result: the mean, kept windows, or stacks of groups.
 
@@ -400,8 +404,15 @@ def finalize_block(
     ``output='spectrum'``, put on the full frequency grid). Otherwise it holds every window's
     correlations; each group is stacked with ``spec.stack`` (its ``combine`` ignores windows
     without data) or, for ``stack=False``, the windows are put in time order.
+
+    ``destination`` (linear stack only): the run's result array over all pairs,
+    ``(pairs, 9, lags)``, into which the block's rows are written directly; the returned
+    partial then has ``data=None``.
     """
     if groups is None:
+        if destination is not None:
+            _mean_correlations(spec, partial, block, destination)
+            return replace(partial, data=None)
         return replace(partial, data=_mean_correlations(spec, partial, block))
     row_of = {int(w): row for row, w in enumerate(partial.windows)}
     if not groups.combine:
@@ -424,13 +435,16 @@ def finalize_block(
 IRFFT_ROWS = 32
 
 
-def _mean_correlations(spec: ProcessingSpec, partial: BlockPartial, block: PairBlock) -> np.ndarray:
+def _mean_correlations(
+    spec: ProcessingSpec, partial: BlockPartial, block: PairBlock, destination: np.ndarray | None = None
+) -> np.ndarray:
     """Mean correlations (or mean cross-spectra) of a block from its summed cross-spectra.
 
     Rows (pair x channel pair) without data are NaN. Each chunk of rows is picked out of the
     summed matrix products (frequency-major) straight into one zero-padded buffer of the full
     ``nfft // 2 + 1`` bins, reused for every chunk, so the inverse FFT needs no padding copy;
-    the lags are cut straight into the output.
+    the lags are cut straight into the output: a new array, or the rows of the block's pairs
+    in ``destination`` (all pairs of the run).
     """
     products, counts = partial.data, partial.counts
     _, source_of_pair = np.unique(block.src, return_inverse=True)
@@ -440,10 +454,14 @@ def _mean_correlations(spec: ProcessingSpec, partial: BlockPartial, block: PairB
     spectrum = spec.correlator.output == "spectrum"
     width = n_full if spectrum else 2 * spec.max_lag + 1
     dtype = spec.correlator.complex_dtype if spectrum else spec.correlator.real_dtype
-    out = np.empty((*counts.shape, width), dtype=dtype)
-    rows_out = out.reshape(-1, width)
     flat_counts = counts.reshape(-1)
-    rows_out[flat_counts == 0] = np.nan
+    if destination is None:
+        out = np.empty((*counts.shape, width), dtype=dtype)
+        rows_out, row_of = out.reshape(-1, width), np.arange(flat_counts.size)
+    else:
+        out, rows_out = destination, destination.reshape(-1, width)
+        row_of = (block.pairs[:, None] * N_CHANNEL_PAIRS + np.arange(N_CHANNEL_PAIRS)).reshape(-1)
+    rows_out[row_of[flat_counts == 0]] = np.nan
     have = np.flatnonzero(flat_counts > 0)
     pair, pair_channel = np.divmod(have, N_CHANNEL_PAIRS)
     src_row, src_comp = source_of_pair[pair], pair_channel // 3  # channel pairs are source-major
@@ -452,7 +470,7 @@ def _mean_correlations(spec: ProcessingSpec, partial: BlockPartial, block: PairB
     buffer = np.zeros((min(IRFFT_ROWS, have.size), n_full), dtype=products.dtype)
     max_lag, nfft = spec.max_lag, spec.nfft
     for start in range(0, have.size, IRFFT_ROWS):
-        rows = have[start : start + IRFFT_ROWS]
+        rows = row_of[have[start : start + IRFFT_ROWS]]
         take = slice(start, start + rows.size)
         chunk = buffer[: rows.size]
         picked = products[:, src_row[take], src_comp[take], rec_row[take], rec_comp[take]]  # (bins, rows)
@@ -487,11 +505,15 @@ class RunPlan:
         return self.inventories[station_index] if self.inventories else None
 
 
-def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> Iterator[tuple[int, BlockPartial]]:
+def run_serial(
+    plan: RunPlan, spec: ProcessingSpec, db, progress=None, destination: np.ndarray | None = None
+) -> Iterator[tuple[int, BlockPartial]]:
     """Run the plan in this process, one read span at a time (bounded memory).
 
     Yields ``(block index, finalised block)``, each block finalised only when the caller asks
     for it, so a caller placing them into the result holds one finalised block at a time.
+    With ``destination`` (linear stack: the result array over all pairs, see
+    :func:`finalize_block`) the blocks are written straight into it.
     With cache files in the plan, tasks already on disk are loaded, and a span whose tasks
     are all cached is not read at all.
     """
@@ -523,7 +545,7 @@ def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> Iterat
         total, totals[b] = totals[b], None
         if isinstance(total, list):
             total = add_partials(*total)
-        yield b, finalize_block(spec, plan.groups, total, plan.blocks[b])
+        yield b, finalize_block(spec, plan.groups, total, plan.blocks[b], destination)
 
 
 def _accumulate(spec: ProcessingSpec, total, part: BlockPartial):

@@ -70,6 +70,7 @@ def assemble_variable(
     lags: np.ndarray,
     axis_name: str = "time",
     group_starts: list[float] | None = None,
+    data: np.ndarray | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray, list, list, dict]:
     """Build one dataset's DataArray, its counts, failures, repairs and the channels used.
 
@@ -78,18 +79,19 @@ def assemble_variable(
     into the result array as it comes and then dropped, so only the result and one block are
     in memory at once. ``group_starts`` is None for one stack over all windows, else the start
     time of each kept window or window group (the ``window`` coordinate). ``lags`` is the last
-    axis, named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra).
+    axis, named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra). ``data``:
+    the result array when the runner wrote the blocks into it (their ``data`` is then None).
     """
     failures, repairs, used = set(), set(), set()
     lead = () if group_starts is None else (len(group_starts),)
-    data = None
     counts = np.zeros((*lead, len(pairs), len(CHANNEL_PAIRS)), dtype=np.int64)
     covered = np.zeros(len(pairs), dtype=bool)
     for index, part in block_results:
         if data is None:  # not filled: every pair is written once, by its block
             data = np.empty((*lead, len(pairs), len(CHANNEL_PAIRS), lags.size), dtype=part.data.dtype)
         pairs_of_block = blocks[index].pairs
-        data[..., pairs_of_block, :, :] = part.data
+        if part.data is not None:
+            data[..., pairs_of_block, :, :] = part.data
         counts[..., pairs_of_block, :] = part.counts
         covered[pairs_of_block] = True
         failures |= part.failures
