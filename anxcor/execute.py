@@ -9,7 +9,8 @@ The work of one dataset is a graph of these tasks:
   linear stack the cross-spectra summed over the span's windows (only the frequency band the
   correlation keeps), otherwise each window's correlations;
 - ``sum``: per pair block, the spans' partial results added in span order (a chain, so serial
-  and dask runs add in the same order and give the same numbers), or for kept windows one
+  and dask runs add in the same order and give the same numbers; without a cache folded
+  into the correlation tasks, see :func:`correlate_and_add`), or for kept windows one
   concatenation;
 - ``final``: per pair block, the mean and one inverse FFT per pair and channel pair (linear
   stack), or the stacks of window groups.
@@ -48,6 +49,7 @@ __all__ = [
     "prep_station_span",
     "correlate_block",
     "add_partials",
+    "correlate_and_add",
     "finalize_block",
     "WindowGroups",
     "run_serial",
@@ -577,6 +579,10 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
         if inventory is not None:
             graph[inventory_keys[-1]] = inventory
     corr_keys: list[list] = [[] for _ in plan.blocks]
+    # Linear stacks without a cache: each span's correlation task adds its sums to the
+    # previous span's total (the same additions in the same order as run_serial), so the
+    # scheduler runs it where that total already is and only the small spectra move.
+    carry = not spec.keep_windows and not plan.cache_paths
     for s, span in enumerate(plan.spans):
         starts = tuple(plan.starttimes[w] for w in span.windows)
         for i, station in enumerate(plan.stations):
@@ -587,7 +593,9 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             key = (f"anxcor-corr-{token}", b, s)
             inputs = [(f"anxcor-prep-{token}", i, s) for i in block.stations]
             path = plan.cache_path(s, b)
-            if path is None:
+            if path is None and carry and s > 0:
+                graph[key] = (correlate_and_add, corr_keys[b][-1], spec_key, block, *inputs)
+            elif path is None:
                 graph[key] = (correlate_block, spec_key, block, *inputs)
             elif os.path.exists(path):  # done by an earlier run: no inputs, so dask culls its reads
                 graph[key] = (load_partial_task, path)
@@ -597,7 +605,9 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
     final_keys = []
     for b, keys in enumerate(corr_keys):
         total = keys[0]
-        if spec.keep_windows and len(keys) > 1:  # one concatenation, in span order
+        if carry:
+            total = keys[-1]
+        elif spec.keep_windows and len(keys) > 1:  # one concatenation, in span order
             total = (f"anxcor-sum-{token}", b, 0)
             graph[total] = (add_partials, *keys)
         elif len(keys) > 1:  # a chain in span order: the same additions as run_serial
@@ -607,6 +617,13 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
         final_keys.append((f"anxcor-final-{token}", b))
         graph[final_keys[-1]] = (finalize_block, spec_key, plan.groups, total, plan.blocks[b])
     return graph, final_keys
+
+
+def correlate_and_add(
+    total: BlockPartial, spec: ProcessingSpec, block: PairBlock, *station_spans: tuple[StationWindow, ...]
+) -> BlockPartial:
+    """:func:`correlate_block` for one more read span, added to the block's running total."""
+    return add_partials(total, correlate_block(spec, block, *station_spans))
 
 
 def load_partial_task(path: str) -> BlockPartial:

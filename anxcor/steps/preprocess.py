@@ -40,6 +40,7 @@ __all__ = [
     "RejectTransients",
     "Whiten",
     "remove_mean_trend",
+    "sos_filtfilt",
     "taper_window",
     "cosine_prefilter",
     "water_level_normalise",
