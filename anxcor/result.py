@@ -9,6 +9,7 @@ Layout: one data variable per dataset name with dims ``(channel, station_pair, t
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,11 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
     unknown = sorted({s for pair in pairs for s in pair} - set(coordinates.index))
     if unknown:
         logger.warning("no coordinates for %d station(s) %s: their pairs get NaN distance/azimuth", len(unknown), unknown[:10])
+    unknown = set(unknown)
+    position = {
+        station: (float(lat), float(lon))
+        for station, lat, lon in zip(coordinates.index, coordinates["latitude"], coordinates["longitude"], strict=True)
+    }
     distance, azimuth, backazimuth = (np.full(len(pairs), np.nan) for _ in range(3))
     for k, (src, rec) in enumerate(pairs):
         if src in unknown or rec in unknown:
@@ -52,56 +58,55 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
         if src == rec:
             distance[k], azimuth[k], backazimuth[k] = 0.0, 0.0, 180.0
             continue
-        a, b = coordinates.loc[src], coordinates.loc[rec]
-        meters, az, baz = gps2dist_azimuth(a.latitude, a.longitude, b.latitude, b.longitude)
+        meters, az, baz = gps2dist_azimuth(*position[src], *position[rec])
         distance[k], azimuth[k], backazimuth[k] = meters / 1000.0, az, baz
     return {"distance": distance, "azimuth": azimuth, "backazimuth": backazimuth}
 
 
-def _block_arrays(partials: list[BlockPartial], blocks, n_pairs: int, n_lags: int, n_groups: int | None):
-    """Place finalised block results into arrays over all pairs.
-
-    Each block's entry in ``partials`` is set to None once placed, so the blocks and the
-    assembled arrays are not all in memory at once.
-    """
-    lead = () if n_groups is None else (n_groups,)
-    dtype = np.result_type(*(part.data.dtype for part in partials)) if partials else np.float64
-    data = np.full((*lead, n_pairs, len(CHANNEL_PAIRS), n_lags), np.nan, dtype=dtype)
-    counts = np.zeros((*lead, n_pairs, len(CHANNEL_PAIRS)), dtype=np.int64)
-    for index, block in enumerate(blocks):
-        part, partials[index] = partials[index], None
-        data[..., block.pairs, :, :] = part.data
-        counts[..., block.pairs, :] = part.counts
-    return data, counts
-
-
 def assemble_variable(
-    partials: list[BlockPartial],
+    block_results: Iterable[tuple[int, BlockPartial]],
     blocks,
     pairs: list[tuple[str, str]],
     lags: np.ndarray,
     axis_name: str = "time",
     group_starts: list[float] | None = None,
+    data: np.ndarray | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray, list, list, dict]:
     """Build one dataset's DataArray, its counts, failures, repairs and the channels used.
 
-    ``partials`` are finalised block results (:func:`anxcor.execute.finalize_block`), consumed
-    (each entry set to None once placed, to bound memory);
-    ``group_starts`` is None for one stack over all windows, else the start time of each
-    kept window or window group (the ``window`` coordinate). ``lags`` is the last axis,
-    named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra).
+    ``block_results`` yields ``(block index, finalised block)`` in any order
+    (:func:`anxcor.execute.run_serial`, :func:`anxcor.execute.run_dask`); each block is placed
+    into the result array as it comes and then dropped, so only the result and one block are
+    in memory at once. ``group_starts`` is None for one stack over all windows, else the start
+    time of each kept window or window group (the ``window`` coordinate). ``lags`` is the last
+    axis, named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra). ``data``:
+    the result array when the runner wrote the blocks into it (their ``data`` is then None).
     """
-    failures = sorted({f for part in partials for f in part.failures})
-    repairs = sorted({r for part in partials for r in part.repairs})
+    failures, repairs, used = set(), set(), set()
+    lead = () if group_starts is None else (len(group_starts),)
+    counts = np.zeros((*lead, len(pairs), len(CHANNEL_PAIRS)), dtype=np.int64)
+    covered = np.zeros(len(pairs), dtype=bool)
+    for index, part in block_results:
+        if data is None:  # not filled: every pair is written once, by its block
+            data = np.empty((*lead, len(pairs), len(CHANNEL_PAIRS), lags.size), dtype=part.data.dtype)
+        pairs_of_block = blocks[index].pairs
+        if part.data is not None:
+            data[..., pairs_of_block, :, :] = part.data
+        counts[..., pairs_of_block, :] = part.counts
+        covered[pairs_of_block] = True
+        failures |= part.failures
+        repairs |= part.repairs
+        used |= part.channels
+    if data is None:  # no pair at all
+        data = np.empty((*lead, len(pairs), len(CHANNEL_PAIRS), lags.size))
+    data[..., ~covered, :, :] = np.nan
     channels: dict[str, list[str]] = {}
-    for station, _, seed_id in sorted({c for part in partials for c in part.channels}):
+    for station, _, seed_id in sorted(used):
         channels.setdefault(station, []).append(seed_id)
-    n_groups = None if group_starts is None else len(group_starts)
-    data, counts = _block_arrays(partials, blocks, len(pairs), lags.size, n_groups)
     labels = [pair_label(s, r) for s, r in pairs]
     dims = ("channel", "station_pair", axis_name)
     coords = {"channel": list(CHANNEL_PAIRS), "station_pair": labels, axis_name: lags}
-    if n_groups is None:
+    if group_starts is None:
         data, counts = data.transpose(1, 0, 2), counts.T
     else:
         data, counts = data.transpose(0, 2, 1, 3), counts.transpose(0, 2, 1)
@@ -109,7 +114,7 @@ def assemble_variable(
         coords["window"] = np.asarray(group_starts, dtype=float)
     variable = xr.DataArray(data, dims=dims, coords=coords)
     n_windows = xr.DataArray(counts, dims=dims[:-1], coords={k: coords[k] for k in dims[:-1]})
-    return variable, n_windows, failures, repairs, channels
+    return variable, n_windows, sorted(failures), sorted(repairs), channels
 
 
 def repair_records(dataset: str, repairs: list[tuple]) -> list[dict]:

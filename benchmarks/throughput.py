@@ -375,6 +375,7 @@ def bench_reference(archive: SyntheticArchive, times: list[float], row: Row, rep
 def check_reference(archive: SyntheticArchive, times: list[float], reference: np.ndarray) -> float:
     """anxcor with only demeaning (and the no-op resample) must give the reference's numbers."""
     anx, _ = make_anxcor(archive)
+    anx.set_task_kwargs("crosscorrelate", dict(precision="double", band=None))  # the reference's maths exactly
     anx.set_task_kwargs("detrend", dict(detrend="constant"))
     for task in ("taper", "bandpass", "temporal_norm", "whiten"):
         anx.set_task(task, None)
@@ -382,6 +383,20 @@ def check_reference(archive: SyntheticArchive, times: list[float], reference: np
     check_complete(result, len(times), "anxcor (demean only)")
     data = result[DATASET].transpose("station_pair", "channel", "time").values
     return relative_difference(data, reference)
+
+
+def check_precision(archive: SyntheticArchive, times: list[float], single) -> tuple[float, float]:
+    """The default (single precision) result against the same pipeline in double precision.
+
+    Returns ``max |single - double| / max |double|`` over the whole result and the largest
+    of the same ratio taken per trace (pair and channel pair, relative to that trace's peak).
+    """
+    anx, _ = make_anxcor(archive)
+    anx.set_task_kwargs("crosscorrelate", dict(precision="double"))
+    double = anx.process(times)[DATASET].values
+    values = single[DATASET].values.astype(np.float64)
+    per_trace = np.abs(values - double).max(axis=-1) / np.abs(double).max(axis=-1)
+    return relative_difference(double, values), float(per_trace.max())
 
 
 def start_cluster():
@@ -419,7 +434,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="where synthetic archives are written and reused (default: %(default)s)")
     parser.add_argument("--no-dask", action="store_true", help="skip the dask runs")
     parser.add_argument("--check-reference", action="store_true",
-                        help="also check the reference against anxcor with only demeaning (one extra untimed run)")
+                        help="also check the reference against anxcor with only demeaning, and the default "
+                        "single-precision result against double precision (two extra untimed runs)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log per-run details to stderr")
     args = parser.parse_args(argv)
     if args.repeat < 1 or any(n < 1 for n in args.stations):
@@ -473,6 +489,10 @@ def main(argv=None) -> int:
                 checks.append(f"N={n}: anxcor serial vs dask: max|diff|/max|serial| = {diff:.1e} "
                               f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
                 del distributed
+            if args.check_reference:
+                overall, worst = check_precision(archive, times, serial)
+                checks.append(f"N={n}: anxcor single vs double precision: max|diff|/max|double| = {overall:.1e}, "
+                              f"worst trace {worst:.1e} of its peak")
             del serial
 
             reference_row = Row(n, "numpy reference", pairs, len(times))

@@ -68,7 +68,10 @@ def layouts():
     out["several"] = several.process(TIMES[:2])
     spectrum = _anxcor(output="spectrum")
     spectrum.add_dataset(InMemoryDatabase(_stream("AB", 4)), "raw")
-    out["spectrum"] = spectrum.process(TIMES[:2])
+    out["spectrum"] = spectrum.process(TIMES[:2])  # complex64 (the default single precision)
+    spectrum_double = _anxcor(output="spectrum", precision="double")
+    spectrum_double.add_dataset(InMemoryDatabase(_stream("AB", 4)), "raw")
+    out["spectrum_double"] = spectrum_double.process(TIMES[:2])  # complex128
     return out
 
 
@@ -90,7 +93,7 @@ def _leftovers(folder):
 
 
 @pytest.mark.parametrize("ext", FORMATS)
-@pytest.mark.parametrize("layout", ["stacked", "windows", "substacks", "several", "rotated", "spectrum"])
+@pytest.mark.parametrize("layout", ["stacked", "windows", "substacks", "several", "rotated", "spectrum", "spectrum_double"])
 def test_round_trip_is_identical(layouts, layout, ext, tmp_path):
     result = layouts[layout]
     path = save_result(result, tmp_path / f"result{ext}")
@@ -108,7 +111,9 @@ def test_layouts_cover_what_the_format_must_handle(layouts):
     assert layouts["windows"]["x"].dims[0] == "window"
     assert "n_windows_one" in layouts["several"].coords and "n_windows_two" in layouts["several"].coords
     assert "T:R" in layouts["rotated"]["channel"].values
-    assert layouts["spectrum"]["raw"].dtype == np.complex128 and "frequency" in layouts["spectrum"].dims
+    assert layouts["spectrum"]["raw"].dtype == np.complex64 and "frequency" in layouts["spectrum"].dims
+    assert layouts["spectrum_double"]["raw"].dtype == np.complex128 and "frequency" in layouts["spectrum_double"].dims
+    assert layouts["stacked"]["x"].dtype == np.float32
 
 
 @pytest.mark.parametrize("ext", FORMATS)
@@ -132,16 +137,20 @@ def test_save_and_load_warn_about_nothing(layouts, ext, tmp_path):
         load_result(save_result(layouts["stacked"], tmp_path / f"r{ext}"))
 
 
-def test_complex_values_are_two_marked_float_variables_on_disk(layouts, tmp_path):
-    path = save_result(layouts["spectrum"], tmp_path / "s.nc")
+@pytest.mark.parametrize(
+    "layout, part_dtype, stored", [("spectrum", np.float32, "<c8"), ("spectrum_double", np.float64, "<c16")]
+)
+def test_complex_values_are_two_marked_float_variables_on_disk(layouts, layout, part_dtype, stored, tmp_path):
+    path = save_result(layouts[layout], tmp_path / "s.nc")
     with xr.open_dataset(path) as raw:
         assert "raw" not in raw.variables
-        assert raw["raw__real"].dtype == np.float64 and raw["raw__imag"].dtype == np.float64
+        assert raw["raw__real"].dtype == part_dtype and raw["raw__imag"].dtype == part_dtype
         assert raw["raw__real"].attrs["anxcor_complex"] == "real part of raw"
         assert raw["raw__imag"].attrs["anxcor_complex"] == "imaginary part of raw"
-        np.testing.assert_array_equal(raw["raw__imag"].values, layouts["spectrum"]["raw"].values.imag)
+        np.testing.assert_array_equal(raw["raw__real"].values, layouts[layout]["raw"].values.real)
+        np.testing.assert_array_equal(raw["raw__imag"].values, layouts[layout]["raw"].values.imag)
         meta = json.loads(raw.attrs["anxcor_io"])
-    assert meta["dtypes"]["raw"] == "<c16" and meta["dtypes"]["n_windows"] == "<i8"
+    assert meta["dtypes"]["raw"] == stored and meta["dtypes"]["n_windows"] == "<i8"
 
 
 def test_netcdf3_int64_counts_come_back_as_int64(layouts, tmp_path, monkeypatch):

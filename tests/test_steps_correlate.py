@@ -11,6 +11,10 @@ from anxcor.errors import ConfigError
 from anxcor.steps import CrossCorrelate
 
 RATE = 10.0
+#: The tests below that compare with a float64 reference or with another computation to 1e-9
+#: (or with a full linear correlation after whitening) correlate in double precision over all
+#: frequencies; tests/test_precision_band.py covers the defaults (single precision, band='auto').
+EXACT = dict(precision="double", band=None)
 
 
 def reference_correlation(source, receiver, max_lag, method="fft"):
@@ -89,7 +93,7 @@ def test_pipeline_without_preprocessing_equals_scipy_for_one_window_all_channels
 def test_pipeline_with_default_preprocessing_equals_steps_then_scipy():
     stream, t0 = _two_station_stream(700, np.random.default_rng(13))
     anx = Anxcor(window_length=600.0)
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=30.0))
+    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=30.0, **EXACT))
     anx.add_dataset(InMemoryDatabase(stream), "pre")
     result = anx.process([t0])
     rate = anx.get_task("resample").target_rate
@@ -123,7 +127,7 @@ def numpy_method_reference(source, receiver, max_lag, nfft, method, water_level=
 def test_normalised_methods_match_numpy(method):
     rng = np.random.default_rng(14)
     source, receiver = rng.standard_normal((2, 1500))
-    correlator = CrossCorrelate(max_tau_shift=20.0, method=method)
+    correlator = CrossCorrelate(max_tau_shift=20.0, method=method, **EXACT)
     ours = correlator.correlate(source, receiver, RATE)
     # the spectral normalisation depends on the frequency grid, so use the same FFT length
     expected = numpy_method_reference(source, receiver, 200, correlator.nfft(1500, RATE), method)
@@ -147,7 +151,7 @@ def test_deconvolution_of_a_delayed_copy_is_a_spike_at_the_delay():
 def test_coherency_is_bounded_and_insensitive_to_amplitude():
     rng = np.random.default_rng(16)
     source, receiver = rng.standard_normal((2, 2000))
-    correlator = CrossCorrelate(max_tau_shift=10.0, method="coherency")
+    correlator = CrossCorrelate(max_tau_shift=10.0, method="coherency", **EXACT)
     plain = correlator.correlate(source, receiver, RATE)
     scaled = correlator.correlate(1e6 * source, 1e-3 * receiver, RATE)
     np.testing.assert_allclose(plain, scaled, rtol=1e-9, atol=1e-12)
@@ -157,7 +161,7 @@ def test_coherency_is_bounded_and_insensitive_to_amplitude():
 @pytest.mark.parametrize("method", ["coherency", "deconvolution"])
 def test_pipeline_uses_the_method_for_every_pair(method):
     stream, t0 = _two_station_stream(700, np.random.default_rng(17))
-    anx = _raw_pipeline(stream, method=method)
+    anx = _raw_pipeline(stream, method=method, **EXACT)
     result = anx.process([t0])
     correlator = anx.get_task("crosscorrelate")
     for cs, cr in [("Z", "Z"), ("N", "E"), ("E", "Z")]:
@@ -173,7 +177,7 @@ def test_cross_spectrum_output_is_the_spectrum_of_the_correlation():
     stream, t0 = _two_station_stream(700, np.random.default_rng(18))
 
     def run(output):
-        anx = _raw_pipeline(stream, output=output)
+        anx = _raw_pipeline(stream, output=output, **EXACT)
         return anx, anx.process([t0, t0 + 50.0])
 
     anx, spectra = run("spectrum")

@@ -72,6 +72,15 @@ class Step(ABC):
         """Sampling rate (Hz) of this step's output for an input at ``sampling_rate``."""
         return sampling_rate
 
+    def output_band(self, sampling_rate: float) -> tuple[float, float] | None:
+        """Frequencies (Hz) outside which this step's output spectrum is zero, or None.
+
+        When the last preprocessing step declares a band, the correlation keeps only those
+        frequencies (``CrossCorrelate(band='auto')``); steps that do not zero any part of
+        the spectrum return None (the default).
+        """
+        return None
+
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments of this step, as given."""
         if dataclasses.is_dataclass(self):

@@ -20,6 +20,7 @@ from ..validation import is_number, require_positive
 __all__ = [
     "CrossCorrelate",
     "cross_spectra",
+    "smooth_length",
     "lags_from_cross_spectra",
     "station_spectra",
     "window_summed_cross_spectra",
@@ -28,12 +29,35 @@ __all__ = [
 
 _METHODS = ("xcorr", "coherency", "deconvolution")
 _OUTPUTS = ("lags", "spectrum")
+_PRECISIONS = ("single", "double")
 _TINY = 1e-30
 
 
 def station_spectra(data: np.ndarray, nfft: int) -> np.ndarray:
     """Zero-padded real FFT along the last axis: ``(..., samples) -> (..., nfft // 2 + 1)``."""
     return scipy.fft.rfft(data, n=nfft, axis=-1)
+
+
+def smooth_length(minimum: int) -> int:
+    """The smallest integer ``>= minimum`` whose only prime factors are 2, 3 and 5.
+
+    Examples
+    --------
+    >>> smooth_length(14000)
+    14400
+    """
+    best = 2 ** max(0, int(minimum - 1).bit_length())
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            candidate = power35
+            while candidate < minimum:
+                candidate *= 2
+            best = min(best, candidate)
+            power35 *= 3
+        power5 *= 5
+    return best
 
 
 def cross_spectra(spec_src: np.ndarray, spec_rec: np.ndarray) -> np.ndarray:
@@ -65,8 +89,17 @@ def window_summed_cross_spectra(spec_src: np.ndarray, spec_rec: np.ndarray) -> n
     return np.matmul(left, right).reshape(n_freq, n_src, n_comp, n_rec, n_comp)
 
 
-def lags_from_cross_spectra(cross: np.ndarray, nfft: int, max_lag: int) -> np.ndarray:
-    """Inverse FFT of cross-spectra, cut to lags ``-max_lag ... +max_lag`` samples."""
+def lags_from_cross_spectra(cross: np.ndarray, nfft: int, max_lag: int, first_bin: int = 0) -> np.ndarray:
+    """Inverse FFT of cross-spectra, cut to lags ``-max_lag ... +max_lag`` samples.
+
+    ``cross`` holds frequency bins ``first_bin ... first_bin + cross.shape[-1] - 1`` of the
+    ``nfft``-point grid; the bins outside are zero. The result has the real dtype matching
+    ``cross`` (float32 for complex64).
+    """
+    if first_bin:
+        padded = np.zeros((*cross.shape[:-1], first_bin + cross.shape[-1]), dtype=cross.dtype)
+        padded[..., first_bin:] = cross
+        cross = padded
     circular = scipy.fft.irfft(cross, n=nfft, axis=-1)
     return np.concatenate([circular[..., nfft - max_lag :], circular[..., : max_lag + 1]], axis=-1)
 
@@ -104,6 +137,18 @@ class CrossCorrelate:
         ``'lags'`` (the default): correlations over lag time. ``'spectrum'``: the stacked
         cross-spectra themselves, complex, over ``frequency`` (Hz) from 0 to Nyquist on the
         zero-padded FFT grid (linear stacks over all windows only).
+    band
+        Frequencies the correlation keeps. ``'auto'`` (the default): the band of the last
+        preprocessing step when it declares one (:meth:`~anxcor.steps.base.Step.output_band`;
+        :class:`~anxcor.steps.preprocess.Whiten` does: its band with the ramps), else all
+        frequencies. ``None``: all frequencies. ``(fmin, fmax)`` in Hz: that band. Outside
+        the band the cross-spectra are left out (zero), which saves most of the work when the
+        band is narrow; after whitening, what is left out is the whitened windows' leakage
+        (their spectra are zero there before zero-padding), about 3e-4 of the correlation peak.
+    precision
+        ``'single'`` (the default): spectra in complex64 and correlations in float32, about
+        1e-6 of the peak from double precision, at twice the speed and half the memory.
+        ``'double'``: complex128 and float64 throughout.
     """
 
     max_tau_shift: float = 100.0
@@ -111,6 +156,8 @@ class CrossCorrelate:
     smoothing_hz: float = 0.0
     water_level: float = 0.01
     output: str = "lags"
+    band: str | tuple[float, float] | None = "auto"
+    precision: str = "single"
 
     def __post_init__(self):
         require_positive("max_tau_shift (s)", self.max_tau_shift, "CrossCorrelate")
@@ -121,6 +168,17 @@ class CrossCorrelate:
         require_positive("water_level", self.water_level, "CrossCorrelate")
         if self.output not in _OUTPUTS:
             raise ConfigError(f"CrossCorrelate output must be one of {_OUTPUTS}, got {self.output!r}")
+        if self.precision not in _PRECISIONS:
+            raise ConfigError(f"CrossCorrelate precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.band is not None and not isinstance(self.band, str):
+            band = tuple(self.band) if isinstance(self.band, (tuple, list)) else ()
+            if len(band) != 2 or not all(is_number(f) for f in band) or not 0 <= band[0] < band[1] < np.inf:
+                raise ConfigError(
+                    f"CrossCorrelate band must be 'auto', None or (fmin, fmax) in Hz with 0 <= fmin < fmax, got {self.band!r}"
+                )
+            object.__setattr__(self, "band", (float(band[0]), float(band[1])))
+        elif isinstance(self.band, str) and self.band != "auto":
+            raise ConfigError(f"CrossCorrelate band must be 'auto', None or (fmin, fmax) in Hz, got {self.band!r}")
 
     def get_params(self) -> dict:
         """The constructor arguments."""
@@ -131,12 +189,48 @@ class CrossCorrelate:
         return int(round(self.max_tau_shift * sampling_rate))
 
     def nfft(self, n_samples: int, sampling_rate: float) -> int:
-        """FFT length that keeps the correlation linear up to ``max_lag`` (a fast size)."""
-        return scipy.fft.next_fast_len(n_samples + self.max_lag(sampling_rate), real=True)
+        """FFT length that keeps the correlation linear up to ``max_lag``.
+
+        The smallest ``2^a 3^b 5^c`` of at least ``n_samples + max_lag``: any such length
+        gives the same linear correlation, and these are the ones pocketfft transforms
+        fastest (``next_fast_len`` also allows factors 7 and 11, about 15% slower here).
+        """
+        return smooth_length(n_samples + self.max_lag(sampling_rate))
 
     def frequencies(self, n_samples: int, sampling_rate: float) -> np.ndarray:
         """Frequency axis in Hz of the cross-spectra (``output='spectrum'``)."""
         return scipy.fft.rfftfreq(self.nfft(n_samples, sampling_rate), 1.0 / sampling_rate)
+
+    @property
+    def complex_dtype(self) -> np.dtype:
+        """dtype of the spectra and cross-spectra (complex64 or complex128)."""
+        return np.dtype(np.complex64 if self.precision == "single" else np.complex128)
+
+    @property
+    def real_dtype(self) -> np.dtype:
+        """dtype of the correlations (float32 or float64)."""
+        return np.dtype(np.float32 if self.precision == "single" else np.float64)
+
+    def band_bins(self, nfft: int, sampling_rate: float, steps=()) -> tuple[int, int]:
+        """First and one-past-last frequency bin kept on the ``nfft``-point grid.
+
+        ``steps`` is the preprocessing pipeline, whose last step's
+        :meth:`~anxcor.steps.base.Step.output_band` sets the band when ``band='auto'``.
+        """
+        n_freq = nfft // 2 + 1
+        band = self.band
+        if band == "auto":
+            band = steps[-1].output_band(sampling_rate) if steps else None
+        if band is None:
+            return 0, n_freq
+        step = sampling_rate / nfft
+        first = max(0, int(np.floor(band[0] / step)))
+        last = min(n_freq, int(np.ceil(band[1] / step)) + 1)
+        if last <= first:
+            raise ConfigError(
+                f"CrossCorrelate band {band} Hz holds no frequency of the {sampling_rate} Hz data"
+            )
+        return first, last
 
     def lags(self, sampling_rate: float) -> np.ndarray:
         """Lag axis in seconds."""
@@ -149,7 +243,7 @@ class CrossCorrelate:
         The cross-spectrum of a pair is ``conj(source part of src) * receiver part of rec``;
         for ``'xcorr'`` both parts are the plain zero-padded spectrum.
         """
-        spectra = station_spectra(data, nfft)
+        spectra = station_spectra(data.astype(self.real_dtype, copy=False), nfft)
         if self.method == "xcorr":
             return spectra, spectra
         if self.method == "coherency":
@@ -169,6 +263,8 @@ class CrossCorrelate:
         """
         n_samples = source.shape[-1]
         nfft = self.nfft(n_samples, sampling_rate)
+        first, last = self.band_bins(nfft, sampling_rate)
         _, source_part = self.spectra(source, nfft, sampling_rate)
         receiver_part, _ = self.spectra(receiver, nfft, sampling_rate)
-        return lags_from_cross_spectra(cross_spectra(source_part, receiver_part), nfft, self.max_lag(sampling_rate))
+        cross = cross_spectra(source_part[..., first:last], receiver_part[..., first:last])
+        return lags_from_cross_spectra(cross, nfft, self.max_lag(sampling_rate), first)

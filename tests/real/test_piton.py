@@ -139,7 +139,10 @@ def result(piton_root, inventory, windows):
     anx.set_task_kwargs("resample", dict(target_rate=RATE))
     anx.set_task_kwargs("temporal_norm", dict(method="ram", window_s=RAM_WINDOW_S))
     anx.set_task_kwargs("whiten", dict(freqmin=WHITEN[0], freqmax=WHITEN[1]))
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=MAX_LAG_S))
+    # double precision: test_autocorrelations_peak_at_zero_lag checks the symmetry at rounding
+    # level (float64: 1.6e-16 of the peak; float32, the default, 4.2e-8, and single - double is
+    # 1.5-2.5e-7 of each pair's peak here; tests/test_precision_band.py covers single precision)
+    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=MAX_LAG_S, precision="double"))
     anx.add_dataset(PitonArchive(piton_root), "piton", inventory=inventory)
     return anx.process(windows)
 
