@@ -42,8 +42,10 @@ class AnxcorAccessor:
 
     Examples
     --------
-    >>> import anxcor  # registers the accessor
-    >>> ax = result.anxcor.plot_record_section(velocities=(3.0,))  # doctest: +SKIP
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        import anxcor  # registers the accessor
+        ax = result.anxcor.plot_record_section(velocities=(3.0,))
     """
 
     def __init__(self, dataset: xr.Dataset):

@@ -124,8 +124,10 @@ def record_section(
 
     Examples
     --------
-    >>> ax = record_section(result, channel="Z:Z", velocities=(2.0, 3.0))  # doctest: +SKIP
-    >>> ax.set_xlim(-30, 30)  # doctest: +SKIP
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        ax = record_section(result, channel="Z:Z", velocities=(2.0, 3.0))
+        ax.set_xlim(-30, 30)
     """
     plt = _pyplot()
     name, crosses = _section_traces(result, variable, channel)
@@ -262,8 +264,10 @@ def beam_power(
 
     Examples
     --------
-    >>> beam = anxcor.analysis.beamform(result, freqmin=0.1, freqmax=0.5)  # doctest: +SKIP
-    >>> ax = beam_power(beam)  # doctest: +SKIP
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        beam = anxcor.analysis.beamform(result, freqmin=0.1, freqmax=0.5)
+        ax = beam_power(beam)
     """
     plt = _pyplot()
     beam = _single_variable(beam, "beam_power")
@@ -360,8 +364,10 @@ def dispersion_image(
 
     Examples
     --------
-    >>> image = anxcor.analysis.ftan(trace, 4.1, periods, velocities)  # doctest: +SKIP
-    >>> ax = dispersion_image(image, anxcor.analysis.pick_dispersion(image))  # doctest: +SKIP
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        image = anxcor.analysis.ftan(trace, 4.1, periods, velocities)
+        ax = dispersion_image(image, anxcor.analysis.pick_dispersion(image))
     """
     plt = _pyplot()
     image = _single_variable(image, "dispersion_image")
@@ -475,8 +481,10 @@ def dvv_timeseries(
 
     Examples
     --------
-    >>> result = anx.process(times, stack=24)  # doctest: +SKIP
-    >>> ax = dvv_timeseries(anxcor.analysis.dvv(result), pair="XX.S000:XX.S001")  # doctest: +SKIP
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        result = anx.process(times, stack=24)
+        ax = dvv_timeseries(anxcor.analysis.dvv(result), pair="XX.S000:XX.S001")
     """
     plt = _pyplot()
     if not isinstance(result, xr.Dataset):

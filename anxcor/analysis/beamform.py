@@ -264,10 +264,12 @@ def beamform(
 
     Examples
     --------
-    >>> power = beamform(result, 0.15, 0.35)  # doctest: +SKIP
-    >>> best = power.where(power == power.max(), drop=True)  # doctest: +SKIP
-    >>> float(best.slowness), float(best.backazimuth)  # doctest: +SKIP
-    (0.33, 240.0)
+    With ``result`` from :meth:`anxcor.core.Anxcor.process`::
+
+        power = beamform(result, 0.15, 0.35)
+        best = power.where(power == power.max(), drop=True)
+        float(best.slowness), float(best.backazimuth)
+        (0.33, 240.0)
     """
     freqmin, freqmax = _check_band(freqmin, freqmax)
     slowness_grid = _check_grid(slowness, _DEFAULT_SLOWNESS, "slowness", nonnegative=True)

@@ -665,9 +665,11 @@ def dvv(
 
     Examples
     --------
-    >>> result = anx.process(times, stack=6)  # doctest: +SKIP
-    >>> series = dvv(result, tmin=5.0, tmax=35.0)  # doctest: +SKIP
-    >>> series["dvv_network"].plot()  # doctest: +SKIP
+    With ``anx`` an :class:`~anxcor.core.Anxcor` and ``times`` its window start times::
+
+        result = anx.process(times, stack=6)
+        series = dvv(result, tmin=5.0, tmax=35.0)
+        series["dvv_network"].plot()
     """
     data, name = _select(substacks, variable, "substacks")
     for dim in ("window", "time"):
