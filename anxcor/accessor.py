@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ConfigError
+from .validation import result_variable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -237,13 +238,7 @@ class AnxcorAccessor:
 
     def _pair_trace(self, pair: str, channel: str, variable: str | None) -> xr.DataArray:
         """One stacked correlation over lag time, validated."""
-        dataset = self._dataset
-        if not dataset.data_vars:
-            raise ConfigError("this Dataset has no data variables")
-        name = variable if variable is not None else next(iter(dataset.data_vars))
-        if name not in dataset.data_vars:
-            raise ConfigError(f"no variable {name!r} in the result; it has {list(dataset.data_vars)}")
-        data = dataset[name]
+        data, name = result_variable(self._dataset, variable, "result.anxcor")
         if "window" in data.dims:
             raise ConfigError(
                 "ftan needs one stack per pair, but this result keeps a 'window' dim: "

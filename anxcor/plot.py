@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ConfigError, DataError
+from .validation import result_variable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -182,12 +183,7 @@ def _section_traces(result: xr.Dataset, variable: str | None, channel: str) -> t
             f"record_section needs correlations over lag time (a 'time' dim), got dims {tuple(result.dims)}; "
             "a result of output='spectrum' holds cross-spectra"
         )
-    if not result.data_vars:
-        raise ConfigError("record_section got a Dataset without data variables")
-    name = variable if variable is not None else next(iter(result.data_vars))
-    if name not in result.data_vars:
-        raise ConfigError(f"record_section: no variable {name!r} in the result; it has {list(result.data_vars)}")
-    data = result[name]
+    data, name = result_variable(result, variable, "record_section")
     if "channel" in data.dims:
         channels = [str(c) for c in data["channel"].values]
         if channel not in channels:

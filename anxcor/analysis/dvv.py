@@ -28,6 +28,7 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import uniform_filter1d
 
 from anxcor.errors import ConfigError, DataError
+from anxcor.validation import result_variable
 
 __all__ = ["stretching", "mwcs", "dvv"]
 
@@ -747,18 +748,7 @@ def _method_options(method, kernel, required, kwargs) -> dict:
 
 def _select(obj, variable, what) -> tuple[xr.DataArray, Hashable | None]:
     """The DataArray to use from a Dataset or DataArray argument."""
-    if isinstance(obj, xr.DataArray):
-        return obj, obj.name
-    if isinstance(obj, xr.Dataset):
-        names = list(obj.data_vars)
-        if not names:
-            raise ConfigError(f"{what}: the Dataset has no data variable")
-        if variable is None:
-            return obj[names[0]], names[0]
-        if variable not in obj.data_vars:
-            raise ConfigError(f"variable: expected one of {names}, got {variable!r}")
-        return obj[variable], variable
-    raise ConfigError(f"{what}: expected an xarray Dataset or DataArray (a result of process), got {type(obj).__name__}")
+    return result_variable(obj, variable, what)
 
 
 def _is_autocorrelation(data: xr.DataArray) -> np.ndarray:
