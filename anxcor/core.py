@@ -126,7 +126,7 @@ class Anxcor:
         window_length: float = 900.0,
         *,
         read_span: float = 3600.0,
-        pair_block_mb: float = 64.0,
+        pair_block_mb: float = 32.0,
         gap_fill: str | None = None,
         max_gap_fraction: float = 0.05,
     ):
