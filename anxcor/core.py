@@ -489,6 +489,10 @@ class Anxcor:
                 "dataset %r: %d stations, %d pairs x 9 channel pairs, %d windows in %d read spans, %d pair blocks",
                 name, len(stations), len(pairs), len(times), len(plan.spans), len(plan.blocks),
             )
+            # before the run (0.1 s for 8,256 pairs): on dask, finished tasks are released only
+            # as the blocks are collected, so nothing else should happen meanwhile
+            coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
+            geometry = pair_geometry(pairs, coordinates)
             destination = None
             if dask_client is None and groups is None:  # blocks written straight into the result
                 axis = _last_axis(spec)[0]
@@ -503,9 +507,6 @@ class Anxcor:
                     dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
                 )
                 block_results = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
-            # before collecting the blocks: on dask this runs while the cluster works
-            coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
-            geometry = pair_geometry(pairs, coordinates)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
                 block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times),
                 data=destination,
@@ -582,9 +583,12 @@ class Anxcor:
         index = {s: i for i, s in enumerate(stations)}
         pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
         first, last = spec.band
+        if spec.correlator.output == "spectrum":  # each pair's mean cross-spectra on the full grid
+            n_out, out_bytes = spec.nfft // 2 + 1, spec.correlator.complex_dtype.itemsize
+        else:
+            n_out, out_bytes = 2 * spec.max_lag + 1, spec.correlator.real_dtype.itemsize
         size = block_size_for(
-            len(stations), last - first, 2 * spec.max_lag + 1, self.pair_block_mb * 1e6,
-            spec.correlator.complex_dtype.itemsize, spec.correlator.real_dtype.itemsize,
+            len(stations), last - first, n_out, self.pair_block_mb * 1e6, spec.correlator.complex_dtype.itemsize, out_bytes
         )
         return RunPlan(
             stations=tuple(stations),

@@ -185,7 +185,8 @@ class WaveBankDatabase(_AdapterWithCoordinates):
 
     def get_waveforms(self, network=None, station=None, starttime=None, endtime=None, **kwargs):
         """Waveforms of one station from the bank, trimmed to ``[starttime, endtime]``."""
-        if kwargs or network is None or station is None or starttime is None or endtime is None:
+        wildcard = any(c in f"{network}{station}" for c in "*?[")
+        if kwargs or wildcard or network is None or station is None or starttime is None or endtime is None:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", module="obsplus")
                 warnings.filterwarnings("ignore", message="Querying with a nested")

@@ -176,14 +176,15 @@ def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:
 
 
 def block_size_for(
-    n_stations: int, n_freq: int, n_lags: int, budget_bytes: float, complex_bytes: int = 16, real_bytes: int = 8
+    n_stations: int, n_freq: int, n_out: int, budget_bytes: float, complex_bytes: int = 16, out_bytes: int = 8
 ) -> int:
     """Largest station-block size whose pair block fits ``budget_bytes``.
 
-    A pair costs its 9 cross-spectra of ``n_freq`` bins plus its 9 correlations of
-    ``n_lags`` samples (what the block's final task holds at once).
+    A pair costs its 9 cross-spectra of ``n_freq`` bins plus its 9 outputs of ``n_out``
+    values of ``out_bytes`` each (lags, or the full frequency grid for cross-spectrum
+    output): what the block's final task holds at once.
     """
-    per_pair = N_CHANNEL_PAIRS * (n_freq * complex_bytes + n_lags * real_bytes)
+    per_pair = N_CHANNEL_PAIRS * (n_freq * complex_bytes + n_out * out_bytes)
     return max(1, min(n_stations, int(math.isqrt(int(budget_bytes // per_pair)))))
 
 
@@ -424,7 +425,7 @@ def finalize_block(
     for members in groups.groups:
         rows = [row_of[w] for w in members]
         stacked, count = spec.stack.combine(partial.data[rows], spec.sampling_rate)
-        stacks.append(stacked)
+        stacks.append(stacked.astype(spec.correlator.real_dtype, copy=False))
         used.append(np.minimum(count, partial.counts[rows].sum(axis=0)))
     data, counts = np.stack(stacks), np.stack(used).astype(np.int64)
     if groups.squeeze:

@@ -286,3 +286,30 @@ def test_database_coordinates_passed_at_construction():
     db = InMemoryDatabase(_stream(stations=("S00",)), coordinates=frame)
     table = db.get_coordinates()
     assert table.loc["XX.S00"].tolist() == [1.5, 2.5, 7.0]
+
+
+def test_wavebank_database_reads_like_wavebank_and_sees_new_files_after_refresh(tmp_path):
+    from obsplus import WaveBank
+
+    stream = _stream(seed=4)
+    root = _write_bank(tmp_path / "bank", stream)
+    db = WaveBankDatabase(root)
+    t1, t2 = T0 + 20.0, T0 + 150.0
+    ours = db.get_waveforms(network="XX", station="S01", starttime=t1, endtime=t2).merge()
+    theirs = WaveBank(root).get_waveforms(network="XX", station="S01", starttime=t1, endtime=t2)
+    assert sorted(tr.id for tr in ours) == sorted(tr.id for tr in theirs)
+    for tr in theirs:
+        mine = ours.select(id=tr.id)[0]
+        assert mine.stats.starttime == tr.stats.starttime
+        np.testing.assert_array_equal(mine.data, tr.data)
+    # wildcards go to WaveBank.get_waveforms, which understands them
+    assert len(db.get_waveforms(network="XX", station="S0*", starttime=t1, endtime=t2)) == 2 * 3
+    # the index is read once: a station added later appears after refresh()
+    extra = Stream([tr.copy() for tr in stream.select(station="S00")])
+    for tr in extra:
+        tr.stats.station = "S09"
+    extra.write(str(tmp_path / "bank" / "extra.mseed"), format="MSEED")
+    assert "XX.S09" not in db.get_stations()
+    db.refresh()
+    assert "XX.S09" in db.get_stations()
+    assert len(db.get_waveforms(network="XX", station="S09", starttime=t1, endtime=t2)) == 3

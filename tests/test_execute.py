@@ -52,12 +52,13 @@ def test_unstacked_and_substacked_runs_average_to_the_stack(small_archive, seria
     anx, times = configured(small_archive, precision="double")
     windows = anx.process(times, stack=False, dask_client=client)
     assert windows.sizes["window"] == len(times) == 11
-    np.testing.assert_allclose(windows["syn"].mean("window"), serial_double["syn"], rtol=1e-10)
+    scale = float(np.abs(serial_double["syn"]).max())  # near-zero lags: an absolute floor at rounding level
+    np.testing.assert_allclose(windows["syn"].mean("window"), serial_double["syn"], rtol=1e-10, atol=1e-12 * scale)
     substacks = anx.process(times, stack=4)
     assert substacks.sizes["window"] == 3  # 4 + 4 + 3 windows
     assert substacks["n_windows"].sel(channel="Z:Z").values[:, 0].tolist() == [4, 4, 3]
     weighted = (substacks["syn"] * substacks["n_windows"]).sum("window") / substacks["n_windows"].sum("window")
-    np.testing.assert_allclose(weighted, serial_double["syn"], rtol=1e-10)
+    np.testing.assert_allclose(weighted, serial_double["syn"], rtol=1e-10, atol=1e-12 * scale)
 
 
 def test_small_pair_blocks_and_read_spans_do_not_change_the_numbers(small_archive, serial_double):
@@ -65,7 +66,8 @@ def test_small_pair_blocks_and_read_spans_do_not_change_the_numbers(small_archiv
     anx.read_span = 600.0
     plan = anx._plan(anx._stations("syn"), anx._pairs(anx._stations("syn")), times, anx._spec(False))
     assert len(plan.blocks) > 1 and len(plan.spans) == len(times)
-    xr.testing.assert_allclose(anx.process(times), serial_double, rtol=1e-10, atol=0)
+    scale = float(np.abs(serial_double["syn"]).max())
+    xr.testing.assert_allclose(anx.process(times), serial_double, rtol=1e-10, atol=1e-12 * scale)
 
 
 def test_graph_has_one_prep_task_per_station_span(small_archive):

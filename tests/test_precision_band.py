@@ -229,3 +229,23 @@ def test_precision_and_band_survive_a_config_file(settings, tmp_path):
     assert loaded == anx.get_task("crosscorrelate")
     assert loaded.get_params() == anx.get_task("crosscorrelate").get_params()
     assert type(loaded.band) is type(anx.get_task("crosscorrelate").band)
+
+
+@pytest.mark.parametrize("method", ["pws", "robust"])
+def test_non_linear_stacks_keep_the_single_precision_dtype(method):
+    anx = _anxcor()
+    anx.set_task_kwargs("stack", dict(method=method))
+    assert anx.process(_times())["x"].dtype == np.float32
+    assert anx.process(_times(), stack=2)["x"].dtype == np.float32
+
+
+def test_spectrum_output_blocks_are_sized_for_the_full_frequency_grid():
+    anx = _anxcor(output="spectrum", precision="double")
+    reference = anx.process(_times())
+    anx.pair_block_mb = 0.7  # blocks sized for lags would hold 2 stations (4 pairs, 1.8 MB of spectra)
+    spec = anx._spec(False)
+    stations = [f"XX.{s}" for s in STATIONS]
+    plan = anx._plan(stations, anx._pairs(stations), _times(), spec)
+    largest = max(len(block.pairs) for block in plan.blocks)
+    assert largest * 9 * (spec.nfft // 2 + 1) * 16 <= anx.pair_block_mb * 1e6
+    np.testing.assert_allclose(anx.process(_times())["x"].values, reference["x"].values, rtol=1e-12, atol=0)

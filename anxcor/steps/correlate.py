@@ -138,13 +138,15 @@ class CrossCorrelate:
         cross-spectra themselves, complex, over ``frequency`` (Hz) from 0 to Nyquist on the
         zero-padded FFT grid (linear stacks over all windows only).
     band
-        Frequencies the correlation keeps. ``'auto'`` (the default): the band of the last
-        preprocessing step when it declares one (:meth:`~anxcor.steps.base.Step.output_band`;
+        Frequencies the correlation keeps. ``'auto'`` (the default): from 0 Hz up to the top
+        of the band the last preprocessing step declares
+        (:meth:`~anxcor.steps.base.Step.output_band`;
         :class:`~anxcor.steps.preprocess.Whiten` does: its band with the ramps), else all
         frequencies. ``None``: all frequencies. ``(fmin, fmax)`` in Hz: that band. Outside
         the band the cross-spectra are left out (zero), which saves most of the work when the
         band is narrow; after whitening, what is left out is the whitened windows' leakage
-        (their spectra are zero there before zero-padding), about 3e-4 of the correlation peak.
+        (their spectra are zero there before zero-padding), about 2e-4 of the zero-lag
+        autocorrelation.
     precision
         ``'single'`` (the default): spectra in complex64 and correlations in float32, about
         1e-6 of the peak from double precision, at twice the speed and half the memory.
@@ -218,13 +220,14 @@ class CrossCorrelate:
         :meth:`~anxcor.steps.base.Step.output_band` sets the band when ``band='auto'``.
         """
         n_freq = nfft // 2 + 1
-        band = self.band
-        if band == "auto":
+        band, automatic = self.band, self.band == "auto"
+        if automatic:
             band = steps[-1].output_band(sampling_rate) if steps else None
         if band is None:
             return 0, n_freq
         step = sampling_rate / nfft
-        first = max(0, int(np.floor(band[0] / step)))
+        # 'auto' keeps the few bins below the band too: they hold most of the zero-padding leakage
+        first = 0 if automatic else max(0, int(np.floor(band[0] / step)))
         last = min(n_freq, int(np.ceil(band[1] / step)) + 1)
         if last <= first:
             raise ConfigError(
