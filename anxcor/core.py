@@ -94,8 +94,9 @@ class Anxcor:
     window_length
         Length of each correlation window in seconds.
     read_span
-        Seconds of data read per ``get_waveforms`` call and station; consecutive windows
-        inside one span are cut from that read (at least one window is always read).
+        Seconds of data read per ``get_waveforms`` call and station (default 6 h);
+        consecutive windows inside one span are cut from that read (at least one window is
+        always read).
     pair_block_mb
         Memory budget in MB for one block of pairs' cross-spectra; bounds memory per task.
     gap_fill
@@ -125,7 +126,7 @@ class Anxcor:
         self,
         window_length: float = 900.0,
         *,
-        read_span: float = 3600.0,
+        read_span: float = 21600.0,
         pair_block_mb: float = 32.0,
         gap_fill: str | None = None,
         max_gap_fraction: float = 0.05,
