@@ -496,9 +496,7 @@ class Anxcor:
             geometry = pair_geometry(pairs, coordinates)
             destination = None
             if dask_client is None and groups is None:  # blocks written straight into the result
-                axis = _last_axis(spec)[0]
-                dtype = spec.correlator.complex_dtype if spec.correlator.output == "spectrum" else spec.correlator.real_dtype
-                destination = np.empty((len(pairs), len(CHANNEL_PAIRS), axis.size), dtype=dtype)
+                destination = np.empty((len(pairs), len(CHANNEL_PAIRS), spec.output_width), dtype=spec.output_dtype)
             if dask_client is None:
                 block_results = run_serial(plan, dataset_spec, db, progress=reporter, destination=destination)
             else:
@@ -584,12 +582,9 @@ class Anxcor:
         index = {s: i for i, s in enumerate(stations)}
         pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
         first, last = spec.band
-        if spec.correlator.output == "spectrum":  # each pair's mean cross-spectra on the full grid
-            n_out, out_bytes = spec.nfft // 2 + 1, spec.correlator.complex_dtype.itemsize
-        else:
-            n_out, out_bytes = 2 * spec.max_lag + 1, spec.correlator.real_dtype.itemsize
         size = block_size_for(
-            len(stations), last - first, n_out, self.pair_block_mb * 1e6, spec.correlator.complex_dtype.itemsize, out_bytes
+            len(stations), last - first, spec.output_width, self.pair_block_mb * 1e6,
+            spec.correlator.complex_dtype.itemsize, spec.output_dtype.itemsize,
         )
         return RunPlan(
             stations=tuple(stations),

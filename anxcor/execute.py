@@ -92,6 +92,16 @@ class ProcessingSpec:
         """First and one-past-last frequency bin the correlation keeps."""
         return self.bins if self.bins is not None else (0, self.nfft // 2 + 1)
 
+    @property
+    def output_width(self) -> int:
+        """Length of the result's last axis: lags, or the full frequency grid for cross-spectra."""
+        return self.nfft // 2 + 1 if self.correlator.output == "spectrum" else 2 * self.max_lag + 1
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        """dtype of the result: complex cross-spectra, or real correlations."""
+        return self.correlator.complex_dtype if self.correlator.output == "spectrum" else self.correlator.real_dtype
+
 
 @dataclass(frozen=True)
 class WindowGroups:
@@ -124,6 +134,16 @@ class PairBlock:
     src: np.ndarray
     rec: np.ndarray
     pairs: np.ndarray
+
+    def sides(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Source stations, each pair's source among them, receiver stations, each pair's receiver.
+
+        The station lists are positions into ``stations``, ascending: the rows and columns of
+        the block's matrix products (:func:`~anxcor.steps.correlate.window_summed_cross_spectra`).
+        """
+        sources, source_of_pair = np.unique(self.src, return_inverse=True)
+        receivers, receiver_of_pair = np.unique(self.rec, return_inverse=True)
+        return sources, source_of_pair, receivers, receiver_of_pair
 
 
 @dataclass
@@ -350,7 +370,7 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_spans: tupl
     counts = (valid[block.src][:, :, :, None] & valid[block.rec][:, :, None, :]).astype(np.int64)
     counts = counts.reshape(n_pairs, n_windows, N_CHANNEL_PAIRS).transpose(1, 0, 2)
     if not spec.keep_windows:  # summed as the matrix product gives them; pairs picked out at the end
-        sources, receivers = np.unique(block.src), np.unique(block.rec)
+        sources, _, receivers, _ = block.sides()
         products = window_summed_cross_spectra(source_spectra[sources], spectra[receivers])
         return BlockPartial(products, counts.sum(axis=0), np.empty(0, dtype=int), failures, repairs, channels)
     per_window = np.full((n_windows, n_pairs, N_CHANNEL_PAIRS, 2 * spec.max_lag + 1), np.nan, spec.correlator.real_dtype)
@@ -364,8 +384,7 @@ def correlate_block(spec: ProcessingSpec, block: PairBlock, *station_spans: tupl
 
 def _pair_cross_spectra(source_spectra: np.ndarray, receiver_spectra: np.ndarray, block: PairBlock) -> np.ndarray:
     """Window-summed cross-spectra of the block's pairs: (stations, windows, 3, F) -> (pairs, 9, F)."""
-    sources, source_of_pair = np.unique(block.src, return_inverse=True)
-    receivers, receiver_of_pair = np.unique(block.rec, return_inverse=True)
+    sources, source_of_pair, receivers, receiver_of_pair = block.sides()
     products = window_summed_cross_spectra(source_spectra[sources], receiver_spectra[receivers])
     by_pair = np.ascontiguousarray(products.transpose(1, 3, 2, 4, 0))  # (ns, nr, 3, 3, F)
     return by_pair[source_of_pair, receiver_of_pair].reshape(len(block.pairs), N_CHANNEL_PAIRS, -1)
@@ -450,16 +469,14 @@ def _mean_correlations(
     in ``destination`` (all pairs of the run).
     """
     products, counts = partial.data, partial.counts
-    _, source_of_pair = np.unique(block.src, return_inverse=True)
-    _, receiver_of_pair = np.unique(block.rec, return_inverse=True)
+    _, source_of_pair, _, receiver_of_pair = block.sides()
     first, last = spec.band
     n_full = spec.nfft // 2 + 1
     spectrum = spec.correlator.output == "spectrum"
-    width = n_full if spectrum else 2 * spec.max_lag + 1
-    dtype = spec.correlator.complex_dtype if spectrum else spec.correlator.real_dtype
+    width = spec.output_width
     flat_counts = counts.reshape(-1)
     if destination is None:
-        out = np.empty((*counts.shape, width), dtype=dtype)
+        out = np.empty((*counts.shape, width), dtype=spec.output_dtype)
         rows_out, row_of = out.reshape(-1, width), np.arange(flat_counts.size)
     else:
         out, rows_out = destination, destination.reshape(-1, width)

@@ -96,9 +96,9 @@ def lags_from_cross_spectra(cross: np.ndarray, nfft: int, max_lag: int, first_bi
     ``nfft``-point grid; the bins outside are zero. The result has the real dtype matching
     ``cross`` (float32 for complex64).
     """
-    if first_bin:
-        padded = np.zeros((*cross.shape[:-1], first_bin + cross.shape[-1]), dtype=cross.dtype)
-        padded[..., first_bin:] = cross
+    if first_bin:  # placed on the full grid at once (irfft would pad the short input again)
+        padded = np.zeros((*cross.shape[:-1], nfft // 2 + 1), dtype=cross.dtype)
+        padded[..., first_bin : first_bin + cross.shape[-1]] = cross
         cross = padded
     circular = scipy.fft.irfft(cross, n=nfft, axis=-1)
     return np.concatenate([circular[..., nfft - max_lag :], circular[..., : max_lag + 1]], axis=-1)
