@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from anxcor.core import Anxcor
+from anxcor.database import WaveBankDatabase
 from anxcor.datasets import synthetic_archive
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -15,6 +17,19 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (the project's shared/ folder beside the repository; CI has it)")
     return path
+
+
+def correlate_archive(archive, *, target_rate=None, max_tau_shift=60.0, stack=True):
+    """All windows of a synthetic archive, 600 s without overlap, whitened 0.1-0.5 Hz, as dataset 'syn'.
+
+    Default preprocessing otherwise, resampled to ``target_rate`` (the archive's rate when None).
+    """
+    anx = Anxcor(window_length=600.0)
+    anx.set_task_kwargs("resample", dict(target_rate=archive.rate if target_rate is None else target_rate))
+    anx.set_task_kwargs("whiten", dict(freqmin=0.1, freqmax=0.5))
+    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=max_tau_shift))
+    anx.add_dataset(WaveBankDatabase(archive.waveform_dir, coordinates=archive.stations), "syn")
+    return anx.process(anx.get_starttimes(archive.starttime, archive.endtime, 0.0), stack=stack)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import correlate_archive
 from obspy.signal.rotate import rotate_ne_rt
 from scipy.signal import hilbert
 
@@ -216,13 +217,7 @@ def test_align_station_pairs_errors():
 @pytest.fixture(scope="module")
 def synthetic_result(tmp_path_factory):
     archive = anxcor.datasets.synthetic_archive(tmp_path_factory.mktemp("rotate"), stations=6, hours=2.0, rate=10.0, seed=4)
-    anx = anxcor.core.Anxcor(window_length=600.0)
-    anx.set_task_kwargs("resample", dict(target_rate=10.0))
-    anx.set_task_kwargs("whiten", dict(freqmin=0.1, freqmax=0.5))
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=60.0))
-    anx.add_dataset(anxcor.database.WaveBankDatabase(archive.waveform_dir, coordinates=archive.stations), "syn")
-    result = anx.process(anx.get_starttimes(archive.starttime, archive.endtime, 0.0))
-    return archive, result
+    return archive, correlate_archive(archive)  # the archive is at 10 Hz
 
 
 def test_synthetic_radial_field_puts_energy_on_rr_not_tt(synthetic_result):

@@ -11,10 +11,9 @@ substacks.
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import correlate_archive
 
 from anxcor.analysis import dvv, mwcs, stretching
-from anxcor.core import Anxcor
-from anxcor.database import WaveBankDatabase
 from anxcor.datasets import synthetic_archive
 from anxcor.errors import ConfigError, DataError
 
@@ -347,12 +346,7 @@ def monitoring(tmp_path_factory):
         tmp_path_factory.mktemp("dvv_step"), stations=12, hours=6.0, rate=5.0, seed=4, components="Z",
         aperture_km=120.0, azimuth=PROPAGATION_AZIMUTH, spread=20.0, dvv=0.01, change_hour=CHANGE_HOUR,
     )
-    anx = Anxcor(window_length=600.0)
-    anx.set_task_kwargs("resample", dict(target_rate=5.0))
-    anx.set_task_kwargs("whiten", dict(freqmin=0.1, freqmax=0.5))
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=70.0))
-    anx.add_dataset(WaveBankDatabase(archive.waveform_dir, coordinates=archive.stations), "syn")
-    result = anx.process(anx.get_starttimes(archive.starttime, archive.endtime, 0.0), stack=6)
+    result = correlate_archive(archive, max_tau_shift=70.0, stack=6)  # the archive is at 5 Hz
     along = np.abs(np.cos(np.deg2rad(result["azimuth"] - PROPAGATION_AZIMUTH))) > np.cos(np.deg2rad(40.0))
     selected = result.isel(station_pair=((result["distance"] > 30.0) & along).values)
     hours = (result["window"].values - archive.starttime) / 3600.0

@@ -9,12 +9,11 @@ The wave train is built in the frequency domain with the phase ``k(omega) * dist
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import correlate_archive
 from obspy import Trace
 
 from anxcor.analysis import ftan, pick_dispersion
 from anxcor.analysis.ftan import default_alpha, filtered_envelope_power
-from anxcor.core import Anxcor
-from anxcor.database import WaveBankDatabase
 from anxcor.datasets import synthetic_archive
 from anxcor.errors import ConfigError, DataError
 from anxcor.io import xarray_to_obspy
@@ -70,12 +69,7 @@ def train(request):
 def archive_result(tmp_path_factory):
     """8 stations, 2 h at 5 Hz (Z only), isotropic field at 3 km/s, correlated to +-60 s."""
     archive = synthetic_archive(tmp_path_factory.mktemp("ftan"), stations=8, hours=2.0, rate=5.0, seed=1, components="Z")
-    anx = Anxcor(window_length=600.0)
-    anx.set_task_kwargs("resample", dict(target_rate=archive.rate))
-    anx.set_task_kwargs("whiten", dict(freqmin=0.1, freqmax=0.5))
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=60.0))
-    anx.add_dataset(WaveBankDatabase(archive.waveform_dir, coordinates=archive.stations), "syn")
-    return anx.process(anx.get_starttimes(archive.starttime, archive.endtime, 0.0))
+    return correlate_archive(archive)
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,9 @@ sign convention (positive lag = src -> rec).
 
 import numpy as np
 import pytest
-
-from anxcor.core import Anxcor
-from anxcor.database import WaveBankDatabase
+from conftest import correlate_archive
 
 TOLERANCE_S = 1.0
-
-
-def correlate_archive(archive):
-    anx = Anxcor(window_length=600.0)
-    anx.set_task_kwargs("resample", dict(target_rate=archive.rate))
-    anx.set_task_kwargs("whiten", dict(freqmin=0.1, freqmax=0.5))
-    anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=60.0))
-    anx.add_dataset(WaveBankDatabase(archive.waveform_dir, coordinates=archive.stations), "syn")
-    return anx.process(anx.get_starttimes(archive.starttime, archive.endtime, 0.0))
 
 
 def zz_cross_pairs(result):
@@ -96,12 +85,7 @@ def test_resampling_to_the_target_rate_keeps_the_correlations(tmp_path_factory):
     archive = synthetic_archive(tmp_path_factory.mktemp("at25hz"), stations=6, hours=1.0, rate=25.0, seed=1)
     results = {}
     for target in (25.0, 10.0):
-        anx = Anxcor(window_length=600.0)
-        anx.set_task_kwargs("resample", dict(target_rate=target))
-        anx.set_task_kwargs("whiten", dict(freqmin=0.1, freqmax=0.5))
-        anx.set_task_kwargs("crosscorrelate", dict(max_tau_shift=40.0))
-        anx.add_dataset(WaveBankDatabase(archive.waveform_dir, coordinates=archive.stations), "syn")
-        results[target] = anx.process(anx.get_starttimes(archive.starttime, archive.endtime, 0.0))
+        results[target] = correlate_archive(archive, target_rate=target, max_tau_shift=40.0)
     assert results[10.0].attrs["sampling_rate"] == 10.0
     common = np.round(np.arange(-40.0, 40.01, 0.2), 6)
     native = results[25.0]["syn"].sel(channel="Z:Z").assign_coords(time=np.round(results[25.0]["time"].values, 6))
