@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from anxcor.errors import ConfigError, DataError
+from anxcor.validation import result_variable
 
 __all__ = ["beamform", "bartlett_power", "mvdr_power", "steering_vectors"]
 
@@ -472,24 +473,12 @@ def _pair_spectra(data: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _select_variable(result, variable) -> tuple[xr.DataArray, str]:
-    if isinstance(result, xr.DataArray):
-        if variable is not None:
-            raise ConfigError(f"variable: only for a Dataset; got a DataArray and variable={variable!r}")
-        data = result
-        name = str(result.name) if result.name is not None else ""
-    elif isinstance(result, xr.Dataset):
-        names = [str(v) for v in result.data_vars]
-        if not names:
-            raise DataError("beamform: the result holds no data variable")
-        name = names[0] if variable is None else variable
-        if name not in names:
-            raise ConfigError(f"variable: expected one of {names}, got {variable!r}")
-        data = result[name]
-    else:
-        raise ConfigError(
-            f"result: expected the xarray.Dataset from Anxcor.process (or one of its variables), got "
-            f"{type(result).__name__}"
-        )
+    if isinstance(result, xr.DataArray) and variable is not None:
+        raise ConfigError(f"variable: only for a Dataset; got a DataArray and variable={variable!r}")
+    if isinstance(result, xr.Dataset) and not result.data_vars:
+        raise DataError("beamform: the result holds no data variable")
+    data, name = result_variable(result, variable, "beamform")
+    name = "" if name is None else str(name)
     if "window" in data.dims:
         raise ConfigError(
             "result: beamform needs one stack per pair, got a 'window' dim (process(stack=False) or stack=k); "
