@@ -26,6 +26,7 @@ from dask.base import tokenize
 from obspy import Inventory, Stream, UTCDateTime
 
 from . import __version__
+from .allocator import empty_result
 from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
 from .errors import ConfigError, DatabaseError, DataError
 from .execute import (
@@ -495,8 +496,8 @@ class Anxcor:
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             geometry = pair_geometry(pairs, coordinates)
             destination = None
-            if dask_client is None and groups is None:  # blocks written straight into the result
-                destination = np.empty((len(pairs), len(CHANNEL_PAIRS), spec.output_width), dtype=spec.output_dtype)
+            if groups is None:  # serial: blocks written straight into the result; dask: placed there
+                destination = empty_result((len(pairs), len(CHANNEL_PAIRS), spec.output_width), spec.output_dtype)
             if dask_client is None:
                 block_results = run_serial(plan, dataset_spec, db, progress=reporter, destination=destination)
             else:

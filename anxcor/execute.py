@@ -50,6 +50,7 @@ __all__ = [
     "correlate_block",
     "add_partials",
     "correlate_and_add",
+    "correlate_and_finalize",
     "finalize_block",
     "WindowGroups",
     "run_serial",
@@ -601,6 +602,7 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
     # previous span's total (the same additions in the same order as run_serial), so the
     # scheduler runs it where that total already is and only the small spectra move.
     carry = not spec.keep_windows and not plan.cache_paths
+    final_keys = [(f"anxcor-final-{token}", b) for b in range(len(plan.blocks))]
     for s, span in enumerate(plan.spans):
         starts = tuple(plan.starttimes[w] for w in span.windows)
         for i, station in enumerate(plan.stations):
@@ -611,6 +613,10 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             key = (f"anxcor-corr-{token}", b, s)
             inputs = [(f"anxcor-prep-{token}", i, s) for i in block.stations]
             path = plan.cache_path(s, b)
+            if carry and s == len(plan.spans) - 1:  # the last span's sums go straight into the result
+                previous = corr_keys[b][-1] if corr_keys[b] else None
+                graph[final_keys[b]] = (correlate_and_finalize, previous, spec_key, block, *inputs)
+                continue
             if path is None and carry and s > 0:
                 graph[key] = (correlate_and_add, corr_keys[b][-1], spec_key, block, *inputs)
             elif path is None:
@@ -620,20 +626,18 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             else:  # compute and save (or load, if another run saved it meanwhile)
                 graph[key] = (cached_or, path, correlate_block, spec_key, block, *inputs)
             corr_keys[b].append(key)
-    final_keys = []
+    if carry:
+        return graph, final_keys
     for b, keys in enumerate(corr_keys):
         total = keys[0]
-        if carry:
-            total = keys[-1]
-        elif spec.keep_windows and len(keys) > 1:  # one concatenation, in span order
+        if spec.keep_windows and len(keys) > 1:  # one concatenation, in span order
             total = (f"anxcor-sum-{token}", b, 0)
             graph[total] = (add_partials, *keys)
         elif len(keys) > 1:  # a chain in span order: the same additions as run_serial
             for k, key in enumerate(keys[1:], start=1):
                 graph[(f"anxcor-sum-{token}", b, k)] = (add_partials, total, key)
                 total = (f"anxcor-sum-{token}", b, k)
-        final_keys.append((f"anxcor-final-{token}", b))
-        graph[final_keys[-1]] = (finalize_block, spec_key, plan.groups, total, plan.blocks[b])
+        graph[final_keys[b]] = (finalize_block, spec_key, plan.groups, total, plan.blocks[b])
     return graph, final_keys
 
 
@@ -642,6 +646,20 @@ def correlate_and_add(
 ) -> BlockPartial:
     """:func:`correlate_block` for one more read span, added to the block's running total."""
     return add_partials(total, correlate_block(spec, block, *station_spans))
+
+
+def correlate_and_finalize(
+    total: BlockPartial | None, spec: ProcessingSpec, block: PairBlock, *station_spans: tuple[StationWindow, ...]
+) -> BlockPartial:
+    """The last read span of a linear stack: correlate, add to the running total (if any), finalise.
+
+    One task instead of two, so the block's summed cross-spectra never leave the worker
+    that made them.
+    """
+    part = correlate_block(spec, block, *station_spans)
+    if total is not None:
+        part = add_partials(total, part)
+    return finalize_block(spec, None, part, block)
 
 
 def load_partial_task(path: str) -> BlockPartial:
@@ -664,6 +682,7 @@ def run_dask(
     """
     from distributed import as_completed
 
+    tune_allocator()  # this process receives the finished blocks
     try:
         client.run(tune_allocator)
     except Exception as exc:  # a speed setting only: never fail the run for it

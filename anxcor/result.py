@@ -17,6 +17,7 @@ import xarray as xr
 from obspy import UTCDateTime
 from obspy.geodetics import gps2dist_azimuth
 
+from .allocator import empty_result
 from .execute import ABSENT_COMPONENT, CHANNEL_PAIRS, BlockPartial
 
 __all__ = ["pair_label", "pair_geometry", "assemble_variable", "failure_records", "repair_records"]
@@ -80,7 +81,8 @@ def assemble_variable(
     in memory at once. ``group_starts`` is None for one stack over all windows, else the start
     time of each kept window or window group (the ``window`` coordinate). ``lags`` is the last
     axis, named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra). ``data``:
-    the result array when the runner wrote the blocks into it (their ``data`` is then None).
+    the result array to fill, when the caller allocated it (the serial runner writes the
+    blocks into it itself: their ``data`` is then None).
     """
     failures, repairs, used = set(), set(), set()
     lead = () if group_starts is None else (len(group_starts),)
@@ -88,7 +90,7 @@ def assemble_variable(
     covered = np.zeros(len(pairs), dtype=bool)
     for index, part in block_results:
         if data is None:  # not filled: every pair is written once, by its block
-            data = np.empty((*lead, len(pairs), len(CHANNEL_PAIRS), lags.size), dtype=part.data.dtype)
+            data = empty_result((*lead, len(pairs), len(CHANNEL_PAIRS), lags.size), part.data.dtype)
         pairs_of_block = blocks[index].pairs
         if part.data is not None:
             data[..., pairs_of_block, :, :] = part.data

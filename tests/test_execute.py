@@ -7,7 +7,7 @@ from distributed import Client, LocalCluster
 
 from anxcor.core import Anxcor
 from anxcor.database import WaveBankDatabase
-from anxcor.execute import build_graph
+from anxcor.execute import build_graph, correlate_and_finalize
 
 
 def configured(archive, precision="single", **options):
@@ -48,6 +48,25 @@ def test_dask_client_gives_the_serial_numbers(small_archive, serial_result, clie
     assert distributed.attrs == serial_result.attrs
 
 
+def test_mapped_results_hold_the_same_numbers(small_archive, serial_result, client, monkeypatch):
+    """Results mapped by anxcor.allocator.empty_result (forced here for a small run) are ordinary arrays."""
+    import mmap
+
+    import anxcor.allocator
+
+    monkeypatch.setattr(anxcor.allocator, "MAPPED_RESULT_BYTES", 0)
+    anx, times = configured(small_archive)
+    for result in (anx.process(times), anx.process(times, dask_client=client)):
+        values = result["syn"].values
+        owner = values
+        while isinstance(owner, np.ndarray) and owner.base is not None:
+            owner = owner.base
+        assert isinstance(owner.obj if isinstance(owner, memoryview) else owner, mmap.mmap)
+        xr.testing.assert_equal(result, serial_result)
+        values[0, 0, 0] = 123.0  # writable, like any result
+        assert float(result["syn"][0, 0, 0]) == 123.0
+
+
 def test_unstacked_and_substacked_runs_average_to_the_stack(small_archive, serial_double, client):
     anx, times = configured(small_archive, precision="double")
     windows = anx.process(times, stack=False, dask_client=client)
@@ -79,7 +98,9 @@ def test_graph_has_one_prep_task_per_station_span(small_archive):
     kinds = [key[0].rsplit("-", 1)[0] for key in graph if isinstance(key, tuple)]
     assert kinds.count("anxcor-read") == 0  # reading happens inside the prep task
     assert kinds.count("anxcor-prep") == len(stations) * len(plan.spans)
-    assert kinds.count("anxcor-corr") == len(plan.spans) * len(plan.blocks)
+    # linear stack: the last span's correlation and the block's finalisation are one task
+    assert kinds.count("anxcor-corr") == (len(plan.spans) - 1) * len(plan.blocks)
     assert len(finals) == len(plan.blocks)
+    assert all(graph[key][0] is correlate_and_finalize for key in finals)
     again, _ = build_graph(plan, spec, anx._datasets["syn"][0], token="t")
     assert list(again) == list(graph)
