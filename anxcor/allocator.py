@@ -6,15 +6,18 @@ adaptive ``mmap`` threshold, which stays at 128 kB: every array above 128 kB (on
 one component is 100 kB at 20 Hz for 10 minutes) is then mapped and unmapped on each use and
 page-faulted again, and anxcor's tasks ran 2-3x slower in a worker than in a plain process.
 :func:`tune_allocator` gives a process the thresholds glibc would have chosen itself for
-such arrays; :func:`anxcor.execute.run_dask` applies it on the client's workers before a run.
+such arrays; :func:`anxcor.execute.run_dask` applies it on the client's workers (through
+:class:`anxcor.workers.AllocatorPlugin`, registered once per client, so workers that join later
+get it too).
 At most 64 MB of freed memory per worker stays mapped for reuse. The client process gets the
 same settings (it receives the finished blocks, 10-30 MB each: without them each one is
 mapped and page-faulted afresh).
 
 :func:`empty_result` allocates a run's result (1.2 GB for 128 stations) without numpy's
-transparent-huge-page advice: where the kernel compacts memory on demand for such advice
-(``defrag=madvise``, a common default), first touching a fresh 1.2 GB array took 0.13 to
-2.4 s in repeated runs here, against a steady 0.45 to 0.54 s without the advice.
+transparent-huge-page advice. Measured on the 2-core virtual machine of the benchmarks:
+first touching a fresh 1.2 GB array with the advice took 0.13 to 2.4 s in repeated runs (the
+kernel reported no compaction stalls: the huge pages themselves were slow to come), against a
+steady 0.45 to 0.54 s without it.
 """
 
 from __future__ import annotations

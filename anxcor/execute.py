@@ -682,11 +682,10 @@ def run_dask(
     """
     from distributed import as_completed
 
+    from .workers import prepare_workers
+
     tune_allocator()  # this process receives the finished blocks
-    try:
-        client.run(tune_allocator)
-    except Exception as exc:  # a speed setting only: never fail the run for it
-        logger.debug("could not set the workers' allocator thresholds: %s", exc)
+    prepare_workers(client)
     graph, final_keys = build_graph(plan, spec, db, token)
     finals = set(final_keys)
     corr_keys = [k for k in graph if isinstance(k, tuple) and k[0].startswith("anxcor-corr-") and k not in finals]

@@ -48,6 +48,15 @@ def test_dask_client_gives_the_serial_numbers(small_archive, serial_result, clie
     assert distributed.attrs == serial_result.attrs
 
 
+def test_workers_get_the_allocator_plugin(small_archive, client):
+    from anxcor.workers import AllocatorPlugin
+
+    anx, times = configured(small_archive)
+    anx.process(times, dask_client=client)
+    names = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+    assert all(AllocatorPlugin.name in plugins for plugins in names.values()) and len(names) == 2
+
+
 def test_mapped_results_hold_the_same_numbers(small_archive, serial_result, client, monkeypatch):
     """Results mapped by anxcor.allocator.empty_result (forced here for a small run) are ordinary arrays."""
     import mmap
