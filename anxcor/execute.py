@@ -13,7 +13,8 @@ The work of one dataset is a graph of these tasks:
   into the correlation tasks, see :func:`correlate_and_add`), or for kept windows one
   concatenation;
 - ``final``: per pair block, the mean and one inverse FFT per pair and channel pair (linear
-  stack), or the stacks of window groups.
+  stack), or the stacks of window groups. Without a cache the linear stack's final task also
+  correlates the last read span (:func:`correlate_and_finalize`).
 
 Pair blocks are products of station blocks (stations ``A`` x stations ``B``), sized so a
 block's cross-spectra stay within a memory budget; a ``corr`` task needs the spectra of
