@@ -159,7 +159,6 @@ def run(args: argparse.Namespace) -> int:
     """Correlate an archive with a saved configuration and save the result."""
     from .core import Anxcor
     from .database import SDSDatabase, WaveBankDatabase
-    from .io import save_result
 
     anx = Anxcor.load_config(args.config)
     if (args.sds is None) == (args.wavebank is None):
@@ -175,14 +174,15 @@ def run(args: argparse.Namespace) -> int:
 
         client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None))
     try:
+        # written to --out as the run goes (memory bounded for large arrays), then read lazily
         result = anx.process(
-            times, dask_client=client, stack=_stack_argument(args.stack), progress=True, cache_dir=args.cache
+            times, dask_client=client, stack=_stack_argument(args.stack), progress=True, cache_dir=args.cache,
+            store=args.out,
         )
     finally:
         if client is not None:
             client.close()
-    path = save_result(result, args.out)
-    print(f"result saved to {path}")
+    print(f"result saved to {Path(args.out).expanduser()}")
     print(summary(result))
     return 0
 

@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,7 +27,7 @@ from dask.base import tokenize
 from obspy import Inventory, Stream, UTCDateTime
 
 from . import __version__
-from .allocator import empty_result
+from .allocator import empty_result, spill_array
 from .database import AnxcorDatabase, as_database, coordinates_table, database_coordinates
 from .errors import ConfigError, DatabaseError, DataError
 from .execute import (
@@ -431,6 +432,7 @@ class Anxcor:
         stack: bool | int = True,
         progress: bool | Callable[[int, int], None] = False,
         cache_dir: str | Path | None = None,
+        store: str | Path | None = None,
     ) -> xr.Dataset:
         """Correlate every dataset over the windows starting at ``starttimes``.
 
@@ -451,6 +453,13 @@ class Anxcor:
             times and only what is missing is read and computed; rerun with more start times
             (new days) and only the new spans are. The cache assumes the archive's data for
             the windows already done do not change: delete the folder if they do.
+        store
+            For results larger than memory: a ``.zarr`` store (or ``.nc`` file) to write the
+            result to. The blocks go, as they finish, into a temporary file beside it (hidden,
+            deleted at the end) instead of memory; then the result is saved there with
+            :func:`~anxcor.io.save_result` (an existing one is replaced) and returned read
+            lazily from it (dask arrays, see :func:`~anxcor.io.load_result`). Needs free disk
+            space for about twice the result.
 
         Returns
         -------
@@ -473,6 +482,8 @@ class Anxcor:
                 "stack=True with the 'linear' stack method, or output='lags'"
             )
         groups = _window_groups(times, stack, spec)
+        store = _check_store(store)
+        allocate = empty_result if store is None else partial(spill_array, store)
         config = self.config_json()  # serialised once: cache keys, graph keys and attrs share it
         reporter = TextProgress() if progress is True else (progress or None)
         variables, counts, failures, repairs, channels = {}, {}, [], [], {}
@@ -497,7 +508,7 @@ class Anxcor:
             geometry = pair_geometry(pairs, coordinates)
             destination = None
             if groups is None:  # serial: blocks written straight into the result; dask: placed there
-                destination = empty_result((len(pairs), len(CHANNEL_PAIRS), spec.output_width), spec.output_dtype)
+                destination = allocate((len(pairs), len(CHANNEL_PAIRS), spec.output_width), spec.output_dtype)
             if dask_client is None:
                 block_results = run_serial(plan, dataset_spec, db, progress=reporter, destination=destination)
             else:
@@ -509,7 +520,7 @@ class Anxcor:
                 block_results = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
             variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
                 block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times),
-                data=destination,
+                data=destination, allocate=allocate,
             )
             variables[name] = (variable, geometry)
             counts[name] = n_windows
@@ -524,7 +535,12 @@ class Anxcor:
                 )
         if hasattr(reporter, "close"):
             reporter.close()
-        return self._dataset(variables, counts, failures, repairs, channels, times, spec, stack, config)
+        result = self._dataset(variables, counts, failures, repairs, channels, times, spec, stack, config)
+        if store is None:
+            return result
+        _save_result(result, store)
+        del result, variables  # the temporary files go with their arrays
+        return _load_result(store, lazy=True)
 
     def _check_times(self, starttimes) -> list[float]:
         try:
@@ -799,6 +815,15 @@ def _station_inventories(stations: list[str], inventory: Inventory | None) -> tu
         subset = inventory.select(network=network, station=code)
         subsets.append(subset if len(subset) else None)
     return tuple(subsets)
+
+
+def _check_store(store) -> Path | None:
+    """``process(store=...)`` as a Path, checked before the run: format, folder, what it would replace."""
+    if store is None:
+        return None
+    from .io import check_result_path
+
+    return check_result_path(store)
 
 
 def _check_stack(stack):

@@ -47,7 +47,7 @@ from obspy.core.util import AttribDict
 
 from .errors import ConfigError, DataError
 
-__all__ = ["xarray_to_obspy", "save_result", "load_result"]
+__all__ = ["xarray_to_obspy", "save_result", "load_result", "check_result_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +156,6 @@ def save_result(result: xr.Dataset, path: str | os.PathLike) -> Path:
         zarr not installed, or ``path`` is something this function will not replace (a
         folder for ``.nc``, a folder that is not a zarr store for ``.zarr``).
     """
-    path = Path(path).expanduser()
-    kind = _format_of(path)
     if not isinstance(result, xr.Dataset):
         raise ConfigError(f"save_result expects the Dataset returned by process(), got {type(result).__name__}")
     if "anxcor_version" not in result.attrs:
@@ -165,11 +163,8 @@ def save_result(result: xr.Dataset, path: str | os.PathLike) -> Path:
             "save_result expects a result of Anxcor.process (attrs['anxcor_version'] is missing; "
             "copy the attrs of the original result onto a derived Dataset before saving it)"
         )
-    if not path.parent.is_dir():
-        raise ConfigError(f"cannot save to {path}: the folder {path.parent} does not exist")
-    _check_replaceable(path, kind)
-    if kind == "zarr" and importlib.util.find_spec("zarr") is None:
-        raise ConfigError(f"saving {path.name} needs the zarr package (pip install zarr), or save to a '.nc' file")
+    path = check_result_path(path)
+    kind = _format_of(path)
     encoded = _encode(result, kind)
     temporary = _sibling(path, "tmp")
     try:
@@ -188,7 +183,26 @@ def save_result(result: xr.Dataset, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_result(path: str | os.PathLike) -> xr.Dataset:
+def check_result_path(path: str | os.PathLike) -> Path:
+    """Check that a result can be saved at ``path`` (before computing it); returns it as a Path.
+
+    Raises
+    ------
+    ConfigError
+        Unknown extension, missing folder, zarr not installed for ``.zarr``, or ``path`` is
+        something :func:`save_result` will not replace.
+    """
+    path = Path(path).expanduser()
+    kind = _format_of(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot save to {path}: the folder {path.parent} does not exist")
+    _check_replaceable(path, kind)
+    if kind == "zarr" and importlib.util.find_spec("zarr") is None:
+        raise ConfigError(f"saving {path.name} needs the zarr package (pip install zarr), or save to a '.nc' file")
+    return path
+
+
+def load_result(path: str | os.PathLike, *, lazy: bool = False) -> xr.Dataset:
     """Read a result written by :func:`save_result` fully into memory, and close the file.
 
     Complex variables are joined again and the dtypes and attribute types of the saved
@@ -199,6 +213,9 @@ def load_result(path: str | os.PathLike) -> xr.Dataset:
     ----------
     path
         A ``.nc`` file or ``.zarr`` store.
+    lazy
+        Leave the data variables on disk as dask arrays, read when used (for results larger
+        than memory); the file stays open while the Dataset is used. Coordinates are read.
 
     Returns
     -------
@@ -219,13 +236,17 @@ def load_result(path: str | os.PathLike) -> xr.Dataset:
         raise DataError(f"cannot read {path} as netCDF: it is a folder")
     if kind == "zarr" and not path.is_dir():
         raise DataError(f"cannot read {path} as a zarr store: it is not a folder")
+    chunks = {} if lazy else None  # {}: dask arrays in the store's own chunks
     try:
         if kind == "netcdf":
-            opened = xr.open_dataset(path, decode_timedelta=False)
+            opened = xr.open_dataset(path, decode_timedelta=False, chunks=chunks)
         else:
-            opened = xr.open_dataset(path, engine="zarr", consolidated=False, chunks=None, decode_timedelta=False)
-        with opened:
-            raw = opened.load()
+            opened = xr.open_dataset(path, engine="zarr", consolidated=False, chunks=chunks, decode_timedelta=False)
+        if lazy:
+            raw = opened
+        else:
+            with opened:
+                raw = opened.load()
     except Exception as exc:
         raise DataError(f"cannot read {path} as a {kind} file: {type(exc).__name__}: {exc}") from exc
     if "anxcor_version" not in raw.attrs:
@@ -298,7 +319,7 @@ def _decode(raw: xr.Dataset, path: Path) -> xr.Dataset:
         raise DataError(f"{path} was written by a newer anxcor (file format version {meta['version']}); upgrade anxcor to read it")
     variables, complex_parts = {}, {}
     for name, var in raw.variables.items():
-        var = xr.Variable(var.dims, var.values, attrs={k: _plain(v) for k, v in var.attrs.items()})
+        var = xr.Variable(var.dims, var.data, attrs={k: _plain(v) for k, v in var.attrs.items()})
         label = var.attrs.get(_COMPLEX)
         part = next((p for p, prefix in _PARTS.items() if isinstance(label, str) and label.startswith(prefix)), None)
         if part is not None:
@@ -311,7 +332,7 @@ def _decode(raw: xr.Dataset, path: Path) -> xr.Dataset:
             raise DataError(f"{path}: complex variable {name!r} has only its {next(iter(parts))} part")
         (real_name, real), (_, imag) = parts["real"], parts["imag"]
         attrs_ = {k: v for k, v in real.attrs.items() if k != _COMPLEX}
-        variables[name] = xr.Variable(real.dims, real.values + 1j * imag.values, attrs=attrs_)
+        variables[name] = xr.Variable(real.dims, real.data + 1j * imag.data, attrs=attrs_)
         order[name] = real_name
     if meta is not None:
         for name, dtype in meta.get("dtypes", {}).items():

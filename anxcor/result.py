@@ -72,6 +72,7 @@ def assemble_variable(
     axis_name: str = "time",
     group_starts: list[float] | None = None,
     data: np.ndarray | None = None,
+    allocate=empty_result,
 ) -> tuple[xr.DataArray, xr.DataArray, list, list, dict]:
     """Build one dataset's DataArray, its counts, failures, repairs and the channels used.
 
@@ -82,7 +83,9 @@ def assemble_variable(
     time of each kept window or window group (the ``window`` coordinate). ``lags`` is the last
     axis, named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra). ``data``:
     the result array to fill, when the caller allocated it (the serial runner writes the
-    blocks into it itself: their ``data`` is then None).
+    blocks into it itself: their ``data`` is then None). ``allocate(shape, dtype)`` makes the
+    result array otherwise (:func:`~anxcor.allocator.empty_result`, or a file-backed
+    :func:`~anxcor.allocator.spill_array` for ``process(store=...)``).
     """
     failures, repairs, used = set(), set(), set()
     lead = () if group_starts is None else (len(group_starts),)
@@ -90,7 +93,7 @@ def assemble_variable(
     covered = np.zeros(len(pairs), dtype=bool)
     for index, part in block_results:
         if data is None:  # not filled: every pair is written once, by its block
-            data = empty_result((*lead, len(pairs), len(CHANNEL_PAIRS), lags.size), part.data.dtype)
+            data = allocate((*lead, len(pairs), len(CHANNEL_PAIRS), lags.size), part.data.dtype)
         pairs_of_block = blocks[index].pairs
         if part.data is not None:
             data[..., pairs_of_block, :, :] = part.data

@@ -46,3 +46,15 @@ def test_tune_allocator_applies_on_glibc():
     assert tune_allocator() is True
     blocks = [np.full(2**22, k, dtype=np.float64) for k in range(4)]  # 32 MB each side of the threshold
     assert [float(b[-1]) for b in blocks] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_spill_arrays_live_in_a_file_that_is_already_gone(tmp_path):
+    from anxcor.allocator import spill_array
+
+    array = spill_array(tmp_path / "result.zarr", (5, 9, 7), np.float32)
+    assert isinstance(array, np.memmap) and array.shape == (5, 9, 7) and array.dtype == np.float32
+    assert not array.any()  # starts as zeros
+    assert list(tmp_path.iterdir()) == []  # unlinked at once: nothing to clean up after a crash
+    array[2] = 7.0
+    np.testing.assert_array_equal(array.sum(axis=(1, 2)), [0, 0, 7 * 63, 0, 0])
+    assert spill_array(tmp_path / "empty.zarr", (0, 9, 7), np.float32).size == 0

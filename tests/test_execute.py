@@ -113,3 +113,11 @@ def test_graph_has_one_prep_task_per_station_span(small_archive):
     assert all(graph[key][0] is correlate_and_finalize for key in finals)
     again, _ = build_graph(plan, spec, anx._datasets["syn"][0], token="t")
     assert list(again) == list(graph)
+
+
+def test_stored_dask_result_is_the_serial_result(small_archive, serial_result, client, tmp_path):
+    anx, times = configured(small_archive)
+    stored = anx.process(times, dask_client=client, store=tmp_path / "dask.zarr")
+    assert stored["syn"].chunks is not None
+    xr.testing.assert_identical(stored.compute(), serial_result)
+    assert [p.name for p in tmp_path.iterdir()] == ["dask.zarr"]
