@@ -532,8 +532,10 @@ def run_serial(
 ) -> Iterator[tuple[int, BlockPartial]]:
     """Run the plan in this process, one read span at a time (bounded memory).
 
-    Yields ``(block index, finalised block)``, each block finalised only when the caller asks
-    for it, so a caller placing them into the result holds one finalised block at a time.
+    Yields ``(block index, finalised block)``, each block finalised during the last read span,
+    right after its last correlation and only when the caller asks for it, so a caller placing
+    them into the result holds one finalised block at a time, and a block's running sums are
+    dropped as soon as it is done.
     With ``destination`` (linear stack: the result array over all pairs, see
     :func:`finalize_block`) the blocks are written straight into it.
     With cache files in the plan, tasks already on disk are loaded, and a span whose tasks
@@ -561,13 +563,13 @@ def run_serial(
             done += 1
             if progress is not None:
                 progress(done, total_tasks)
+            if s == len(plan.spans) - 1:  # the block is complete: finalise it now, drop its sums
+                total, totals[b] = totals[b], None
+                if isinstance(total, list):
+                    total = add_partials(*total)
+                yield b, finalize_block(spec, plan.groups, total, block, destination)
         if cached:
             logger.info("read span %d: %d of %d pair blocks loaded from the cache", s, len(cached), len(plan.blocks))
-    for b in range(len(totals)):
-        total, totals[b] = totals[b], None
-        if isinstance(total, list):
-            total = add_partials(*total)
-        yield b, finalize_block(spec, plan.groups, total, plan.blocks[b], destination)
 
 
 def _accumulate(spec: ProcessingSpec, total, part: BlockPartial):
