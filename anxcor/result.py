@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from obspy import UTCDateTime
-from obspy.geodetics import gps2dist_azimuth
 
 from .allocator import empty_result
 from .execute import ABSENT_COMPONENT, CHANNEL_PAIRS, BlockPartial
+from .geodesy import inverse
 
 __all__ = ["pair_label", "pair_geometry", "assemble_variable", "failure_records", "repair_records"]
 
@@ -47,20 +47,20 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
     unknown = sorted({s for pair in pairs for s in pair} - set(coordinates.index))
     if unknown:
         logger.warning("no coordinates for %d station(s) %s: their pairs get NaN distance/azimuth", len(unknown), unknown[:10])
-    unknown = set(unknown)
     position = {
         station: (float(lat), float(lon))
         for station, lat, lon in zip(coordinates.index, coordinates["latitude"], coordinates["longitude"], strict=True)
     }
-    distance, azimuth, backazimuth = (np.full(len(pairs), np.nan) for _ in range(3))
-    for k, (src, rec) in enumerate(pairs):
-        if src in unknown or rec in unknown:
-            continue
-        if src == rec:
-            distance[k], azimuth[k], backazimuth[k] = 0.0, 0.0, 180.0
-            continue
-        meters, az, baz = gps2dist_azimuth(*position[src], *position[rec])
-        distance[k], azimuth[k], backazimuth[k] = meters / 1000.0, az, baz
+    nowhere = (np.nan, np.nan)  # stations without coordinates: NaN geometry
+    src = np.array([position.get(s, nowhere) for s, _ in pairs], dtype=float).reshape(-1, 2)
+    rec = np.array([position.get(r, nowhere) for _, r in pairs], dtype=float).reshape(-1, 2)
+    distance, azimuth, backazimuth = inverse(src[:, 0], src[:, 1], rec[:, 0], rec[:, 1])
+    distance = distance / 1000.0
+    auto = np.array([s == r for s, r in pairs], dtype=bool)
+    distance[auto], azimuth[auto], backazimuth[auto] = 0.0, 0.0, 180.0
+    unknown_pair = np.isnan(src).any(axis=1) | np.isnan(rec).any(axis=1)
+    for values in (distance, azimuth, backazimuth):
+        values[unknown_pair] = np.nan
     return {"distance": distance, "azimuth": azimuth, "backazimuth": backazimuth}
 
 
