@@ -28,12 +28,13 @@ import ctypes.util
 import logging
 import mmap
 import os
-import secrets
 import sys
 import weakref
 from pathlib import Path
 
 import numpy as np
+
+from .io import _sibling
 
 __all__ = ["tune_allocator", "empty_result", "spill_array"]
 
@@ -114,8 +115,7 @@ def spill_array(beside: str | os.PathLike, shape: tuple[int, ...], dtype) -> np.
     """
     if int(np.prod(shape, dtype=np.int64)) == 0:  # nothing to map
         return np.empty(shape, dtype=dtype)
-    beside = Path(beside).expanduser()
-    path = beside.with_name(f".{beside.name}.spill-{os.getpid()}-{secrets.token_hex(4)}")
+    path = _sibling(Path(beside).expanduser(), "spill")
     array = np.memmap(path, dtype=np.dtype(dtype), mode="w+", shape=tuple(int(n) for n in shape))
     try:
         path.unlink()

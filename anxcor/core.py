@@ -40,6 +40,7 @@ from .execute import (
     run_dask,
     run_serial,
 )
+from .io import check_result_path
 from .io import load_result as _load_result
 from .io import save_result as _save_result
 from .io import xarray_to_obspy as _xarray_to_obspy
@@ -482,7 +483,7 @@ class Anxcor:
                 "stack=True with the 'linear' stack method, or output='lags'"
             )
         groups = _window_groups(times, stack, spec)
-        store = _check_store(store)
+        store = None if store is None else check_result_path(store)  # before the run, not after it
         allocate = empty_result if store is None else partial(spill_array, store)
         config = self.config_json()  # serialised once: cache keys, graph keys and attrs share it
         reporter = TextProgress() if progress is True else (progress or None)
@@ -815,15 +816,6 @@ def _station_inventories(stations: list[str], inventory: Inventory | None) -> tu
         subset = inventory.select(network=network, station=code)
         subsets.append(subset if len(subset) else None)
     return tuple(subsets)
-
-
-def _check_store(store) -> Path | None:
-    """``process(store=...)`` as a Path, checked before the run: format, folder, what it would replace."""
-    if store is None:
-        return None
-    from .io import check_result_path
-
-    return check_result_path(store)
 
 
 def _check_stack(stack):

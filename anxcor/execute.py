@@ -659,9 +659,10 @@ def correlate_and_finalize(
     One task instead of two, so the block's summed cross-spectra never leave the worker
     that made them.
     """
-    part = correlate_block(spec, block, *station_spans)
-    if total is not None:
-        part = add_partials(total, part)
+    if total is None:
+        part = correlate_block(spec, block, *station_spans)
+    else:
+        part = correlate_and_add(total, spec, block, *station_spans)
     return finalize_block(spec, None, part, block)
 
 

@@ -56,11 +56,8 @@ def pair_geometry(pairs: list[tuple[str, str]], coordinates: pd.DataFrame | None
     rec = np.array([position.get(r, nowhere) for _, r in pairs], dtype=float).reshape(-1, 2)
     distance, azimuth, backazimuth = inverse(src[:, 0], src[:, 1], rec[:, 0], rec[:, 1])
     distance = distance / 1000.0
-    auto = np.array([s == r for s, r in pairs], dtype=bool)
+    auto = np.array([s == r for s, r in pairs], dtype=bool) & np.isfinite(distance)  # NaN: position unknown
     distance[auto], azimuth[auto], backazimuth[auto] = 0.0, 0.0, 180.0
-    unknown_pair = np.isnan(src).any(axis=1) | np.isnan(rec).any(axis=1)
-    for values in (distance, azimuth, backazimuth):
-        values[unknown_pair] = np.nan
     return {"distance": distance, "azimuth": azimuth, "backazimuth": backazimuth}
 
 
