@@ -46,6 +46,7 @@ from .io import save_result as _save_result
 from .io import xarray_to_obspy as _xarray_to_obspy
 from .progress import TextProgress
 from .result import SIGN_CONVENTION, assemble_variable, failure_records, pair_geometry, repair_records
+from .shared_result import ArrayWriter, shared_result
 from .steps import (
     Bandpass,
     CrossCorrelate,
@@ -507,22 +508,36 @@ class Anxcor:
             # as the blocks are collected, so nothing else should happen meanwhile
             coordinates = extra_coordinates if extra_coordinates is not None else database_coordinates(db, inventory)
             geometry = pair_geometry(pairs, coordinates)
-            destination = None
-            if groups is None:  # serial: blocks written straight into the result; dask: placed there
-                destination = allocate((len(pairs), len(CHANNEL_PAIRS), spec.output_width), spec.output_dtype)
-            if dask_client is None:
-                block_results = run_serial(plan, dataset_spec, db, progress=reporter, destination=destination)
-            else:
-                shipped = _pickled_database(db, name)
-                token = tokenize(
-                    config, name, plan.stations, plan.starttimes, type(db).__qualname__, shipped,
-                    dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
+            # linear stack: the blocks are written into the result as they finish (by the serial runner,
+            # or by dask workers on this machine, see anxcor.shared_result); others are placed
+            destination, shared, writer = None, None, None
+            if groups is None:
+                shape = (len(pairs), len(CHANNEL_PAIRS), spec.output_width)
+                shared = shared_result(shape, spec.output_dtype, beside=store)
+                destination = allocate(shape, spec.output_dtype) if shared is None else shared.array
+            try:
+                if dask_client is None:
+                    if destination is not None:
+                        writer = ArrayWriter(destination) if shared is None else shared.writer()
+                    block_results = run_serial(plan, dataset_spec, db, progress=reporter, destination=writer)
+                else:
+                    shipped = _pickled_database(db, name)
+                    token = tokenize(
+                        config, name, plan.stations, plan.starttimes, type(db).__qualname__, shipped,
+                        dataset_spec.save_stage, dataset_spec.load_stage, plan.cache_paths,
+                    )
+                    block_results = run_dask(
+                        plan, dataset_spec, db, dask_client, token, progress=reporter,
+                        target=None if shared is None else shared.target,
+                    )
+                variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
+                    block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times),
+                    data=destination, allocate=allocate,
                 )
-                block_results = run_dask(plan, dataset_spec, db, dask_client, token, progress=reporter)
-            variable, n_windows, dataset_failures, dataset_repairs, dataset_channels = assemble_variable(
-                block_results, plan.blocks, pairs, *_last_axis(spec), group_starts=_group_starts(groups, times),
-                data=destination, allocate=allocate,
-            )
+            finally:
+                for handle in (writer, shared):
+                    if handle is not None:
+                        handle.close()
             variables[name] = (variable, geometry)
             counts[name] = n_windows
             failures.extend(failure_records(name, dataset_failures, len(times)))

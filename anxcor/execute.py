@@ -2,9 +2,9 @@
 
 The work of one dataset is a graph of these tasks:
 
-- ``prep``: one per station and read span: one ``get_waveforms`` call (:mod:`anxcor.windows`),
+- ``prep``: per station and read span one ``get_waveforms`` call (:mod:`anxcor.windows`),
   then per window of the span: grid, preprocess, FFT once (all components at once), keeping
-  only the frequency band the correlation uses;
+  only the frequency band the correlation uses (on dask, a task prepares a group of stations);
 - ``corr``: one per read span and pair block: all pairs x 9 channel pairs of the block; for the
   linear stack the cross-spectra summed over the span's windows (only the frequency band the
   correlation keeps), otherwise each window's correlations;
@@ -28,12 +28,15 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from operator import getitem
 
 import numpy as np
 import scipy.fft
 
 from .allocator import tune_allocator
 from .errors import DataError
+from .shared_result import ResultTarget, ResultWriter, attach_result
 from .stages import load_stage, save_stage, stage_path
 from .steps.base import Step, WindowContext
 from .steps.correlate import CrossCorrelate, lags_from_cross_spectra, window_summed_cross_spectra
@@ -48,10 +51,12 @@ __all__ = [
     "make_pair_blocks",
     "prep_station_window",
     "prep_station_span",
+    "prep_station_group",
     "correlate_block",
     "add_partials",
     "correlate_and_add",
     "correlate_and_finalize",
+    "finalize_into",
     "finalize_block",
     "WindowGroups",
     "run_serial",
@@ -293,6 +298,30 @@ def prep_station_span(
     return tuple(prep_station_window(record, w, t, spec, inventory) for w, t in zip(span.windows, starttimes, strict=True))
 
 
+#: Tasks preparing the stations of one read span on a dask cluster (groups of consecutive
+#: stations). One task per station made 128 prep tasks and ~1,600 dependencies at 128
+#: stations; 16 groups cut the run's CPU by 0.4-0.6 s of ~8 s (4, 8 or 32 groups: the same
+#: within the noise). The spans of a long run give the cluster many such tasks at once.
+PREP_TASKS_PER_SPAN = 16
+
+
+def prep_station_group(
+    spec: ProcessingSpec, db, stations: tuple[str, ...], span: ReadSpan, starttimes: tuple[float, ...], *inventories
+) -> tuple[tuple[StationWindow, ...], ...]:
+    """:func:`prep_station_span` for several stations in one task (``inventories``: one per station)."""
+    return tuple(
+        prep_station_span(spec, db, station, span, starttimes, inventory)
+        for station, inventory in zip(stations, inventories, strict=True)
+    )
+
+
+def prep_groups(n_stations: int, n_groups: int) -> list[range]:
+    """Consecutive station indices in ``min(n_stations, n_groups)`` groups of near-equal size."""
+    n_groups = max(1, min(n_stations, n_groups))
+    bounds = np.linspace(0, n_stations, n_groups + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in pairwise(bounds)]
+
+
 def _read_or_stub(spec: ProcessingSpec, db, station: str, span: ReadSpan) -> StationRecord:
     """Read a station over a span, or, when starting from a saved stage, read nothing."""
     if spec.load_stage is not None:
@@ -415,11 +444,7 @@ def add_partials(*partials: BlockPartial) -> BlockPartial:
 
 
 def finalize_block(
-    spec: ProcessingSpec,
-    groups: WindowGroups | None,
-    partial: BlockPartial,
-    block: PairBlock | None = None,
-    destination: np.ndarray | None = None,
+    spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial, block: PairBlock | None = None
 ) -> BlockPartial:
     """Turn a block's reduced partial into its result: the mean, kept windows, or stacks of groups.
 
@@ -428,15 +453,8 @@ def finalize_block(
     ``output='spectrum'``, put on the full frequency grid). Otherwise it holds every window's
     correlations; each group is stacked with ``spec.stack`` (its ``combine`` ignores windows
     without data) or, for ``stack=False``, the windows are put in time order.
-
-    ``destination`` (linear stack only): the run's result array over all pairs,
-    ``(pairs, 9, lags)``, into which the block's rows are written directly; the returned
-    partial then has ``data=None``.
     """
     if groups is None:
-        if destination is not None:
-            _mean_correlations(spec, partial, block, destination)
-            return replace(partial, data=None)
         return replace(partial, data=_mean_correlations(spec, partial, block))
     row_of = {int(w): row for row, w in enumerate(partial.windows)}
     if not groups.combine:
@@ -459,16 +477,13 @@ def finalize_block(
 IRFFT_ROWS = 32
 
 
-def _mean_correlations(
-    spec: ProcessingSpec, partial: BlockPartial, block: PairBlock, destination: np.ndarray | None = None
-) -> np.ndarray:
+def _mean_correlations(spec: ProcessingSpec, partial: BlockPartial, block: PairBlock) -> np.ndarray:
     """Mean correlations (or mean cross-spectra) of a block from its summed cross-spectra.
 
     Rows (pair x channel pair) without data are NaN. Each chunk of rows is picked out of the
     summed matrix products (frequency-major) straight into one zero-padded buffer of the full
     ``nfft // 2 + 1`` bins, reused for every chunk, so the inverse FFT needs no padding copy;
-    the lags are cut straight into the output: a new array, or the rows of the block's pairs
-    in ``destination`` (all pairs of the run).
+    the lags are cut straight into the output.
     """
     products, counts = partial.data, partial.counts
     _, source_of_pair, _, receiver_of_pair = block.sides()
@@ -477,13 +492,9 @@ def _mean_correlations(
     spectrum = spec.correlator.output == "spectrum"
     width = spec.output_width
     flat_counts = counts.reshape(-1)
-    if destination is None:
-        out = np.empty((*counts.shape, width), dtype=spec.output_dtype)
-        rows_out, row_of = out.reshape(-1, width), np.arange(flat_counts.size)
-    else:
-        out, rows_out = destination, destination.reshape(-1, width)
-        row_of = (block.pairs[:, None] * N_CHANNEL_PAIRS + np.arange(N_CHANNEL_PAIRS)).reshape(-1)
-    rows_out[row_of[flat_counts == 0]] = np.nan
+    out = np.empty((*counts.shape, width), dtype=spec.output_dtype)
+    rows_out = out.reshape(-1, width)
+    rows_out[flat_counts == 0] = np.nan
     have = np.flatnonzero(flat_counts > 0)
     pair, pair_channel = np.divmod(have, N_CHANNEL_PAIRS)
     src_row, src_comp = source_of_pair[pair], pair_channel // 3  # channel pairs are source-major
@@ -492,7 +503,7 @@ def _mean_correlations(
     buffer = np.zeros((min(IRFFT_ROWS, have.size), n_full), dtype=products.dtype)
     max_lag, nfft = spec.max_lag, spec.nfft
     for start in range(0, have.size, IRFFT_ROWS):
-        rows = row_of[have[start : start + IRFFT_ROWS]]
+        rows = have[start : start + IRFFT_ROWS]
         take = slice(start, start + rows.size)
         chunk = buffer[: rows.size]
         picked = products[:, src_row[take], src_comp[take], rec_row[take], rec_comp[take]]  # (bins, rows)
@@ -528,7 +539,7 @@ class RunPlan:
 
 
 def run_serial(
-    plan: RunPlan, spec: ProcessingSpec, db, progress=None, destination: np.ndarray | None = None
+    plan: RunPlan, spec: ProcessingSpec, db, progress=None, destination: ResultWriter | None = None
 ) -> Iterator[tuple[int, BlockPartial]]:
     """Run the plan in this process, one read span at a time (bounded memory).
 
@@ -536,8 +547,8 @@ def run_serial(
     right after its last correlation and only when the caller asks for it, so a caller placing
     them into the result holds one finalised block at a time, and a block's running sums are
     dropped as soon as it is done.
-    With ``destination`` (linear stack: the result array over all pairs, see
-    :func:`finalize_block`) the blocks are written straight into it.
+    With ``destination`` (linear stack: a writer into the result array over all pairs, see
+    :mod:`anxcor.shared_result`) the blocks are written into it and yielded with ``data=None``.
     With cache files in the plan, tasks already on disk are loaded, and a span whose tasks
     are all cached is not read at all.
     """
@@ -567,7 +578,7 @@ def run_serial(
                 total, totals[b] = totals[b], None
                 if isinstance(total, list):
                     total = add_partials(*total)
-                yield b, finalize_block(spec, plan.groups, total, block, destination)
+                yield b, _finalize_to(destination, spec, plan.groups, total, block)
         if cached:
             logger.info("read span %d: %d of %d pair blocks loaded from the cache", s, len(cached), len(plan.blocks))
 
@@ -582,11 +593,16 @@ def _accumulate(spec: ProcessingSpec, total, part: BlockPartial):
     return part if total is None else add_partials(total, part)
 
 
-def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[dict, list]:
+def build_graph(
+    plan: RunPlan, spec: ProcessingSpec, db, token: str, target: ResultTarget | None = None
+) -> tuple[dict, list]:
     """The dask graph of the plan (deterministic keys) and the keys of the block results.
 
     With cache files, a correlation task whose file exists is loaded and its prep (read) inputs
-    are dropped from the graph; the others compute and save.
+    are dropped from the graph; the others compute and save. The stations of a read span are
+    prepared in :data:`PREP_TASKS_PER_SPAN` tasks (:func:`prep_station_group`). With ``target`` (linear stack:
+    the client's shared result, see :mod:`anxcor.shared_result`) the final tasks write their
+    rows into it where they can reach it.
     """
     from .cache import cached_or
 
@@ -600,25 +616,31 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
         inventory_keys.append(None if inventory is None else (f"anxcor-inventory-{token}", i))
         if inventory is not None:
             graph[inventory_keys[-1]] = inventory
+    groups = prep_groups(len(plan.stations), PREP_TASKS_PER_SPAN)
+    group_of = {i: g for g, members in enumerate(groups) for i in members}
+    place_of = {i: k for members in groups for k, i in enumerate(members)}
     corr_keys: list[list] = [[] for _ in plan.blocks]
     # Linear stacks without a cache: each span's correlation task adds its sums to the
     # previous span's total (the same additions in the same order as run_serial), so the
     # scheduler runs it where that total already is and only the small spectra move.
     carry = not spec.keep_windows and not plan.cache_paths
-    final_keys = [(f"anxcor-final-{token}", b) for b in range(len(plan.blocks))]
+    final_name = f"anxcor-final-{token}" if target is None else f"anxcor-final-{token}-{target.nonce}"
+    final_keys = [(final_name, b) for b in range(len(plan.blocks))]
     for s, span in enumerate(plan.spans):
         starts = tuple(plan.starttimes[w] for w in span.windows)
-        for i, station in enumerate(plan.stations):
-            graph[(f"anxcor-prep-{token}", i, s)] = (
-                prep_station_span, spec_key, db_key, station, span, starts, inventory_keys[i],
+        for g, members in enumerate(groups):
+            graph[(f"anxcor-prep-{token}", g, s)] = (
+                prep_station_group, spec_key, db_key, tuple(plan.stations[i] for i in members), span, starts,
+                *(inventory_keys[i] for i in members),
             )
         for b, block in enumerate(plan.blocks):
             key = (f"anxcor-corr-{token}", b, s)
-            inputs = [(f"anxcor-prep-{token}", i, s) for i in block.stations]
+            # each station's windows picked out of its group's output within the task (no task of its own)
+            inputs = [(getitem, (f"anxcor-prep-{token}", group_of[i], s), place_of[i]) for i in block.stations]
             path = plan.cache_path(s, b)
             if carry and s == len(plan.spans) - 1:  # the last span's sums go straight into the result
                 previous = corr_keys[b][-1] if corr_keys[b] else None
-                graph[final_keys[b]] = (correlate_and_finalize, previous, spec_key, block, *inputs)
+                graph[final_keys[b]] = (correlate_and_finalize, previous, spec_key, block, target, *inputs)
                 continue
             if path is None and carry and s > 0:
                 graph[key] = (correlate_and_add, corr_keys[b][-1], spec_key, block, *inputs)
@@ -640,7 +662,7 @@ def build_graph(plan: RunPlan, spec: ProcessingSpec, db, token: str) -> tuple[di
             for k, key in enumerate(keys[1:], start=1):
                 graph[(f"anxcor-sum-{token}", b, k)] = (add_partials, total, key)
                 total = (f"anxcor-sum-{token}", b, k)
-        graph[final_keys[b]] = (finalize_block, spec_key, plan.groups, total, plan.blocks[b])
+        graph[final_keys[b]] = (finalize_into, spec_key, plan.groups, total, plan.blocks[b], target)
     return graph, final_keys
 
 
@@ -652,18 +674,53 @@ def correlate_and_add(
 
 
 def correlate_and_finalize(
-    total: BlockPartial | None, spec: ProcessingSpec, block: PairBlock, *station_spans: tuple[StationWindow, ...]
+    total: BlockPartial | None,
+    spec: ProcessingSpec,
+    block: PairBlock,
+    target: ResultTarget | None,
+    *station_spans: tuple[StationWindow, ...],
 ) -> BlockPartial:
     """The last read span of a linear stack: correlate, add to the running total (if any), finalise.
 
     One task instead of two, so the block's summed cross-spectra never leave the worker
-    that made them.
+    that made them. ``target``: see :func:`finalize_into`.
     """
     if total is None:
         part = correlate_block(spec, block, *station_spans)
     else:
         part = correlate_and_add(total, spec, block, *station_spans)
-    return finalize_block(spec, None, part, block)
+    return finalize_into(spec, None, part, block, target)
+
+
+def finalize_into(
+    spec: ProcessingSpec,
+    groups: WindowGroups | None,
+    partial: BlockPartial,
+    block: PairBlock,
+    target: ResultTarget | None,
+) -> BlockPartial:
+    """:func:`finalize_block` on a worker, writing a linear stack into the client's shared result.
+
+    Where ``target`` (see :mod:`anxcor.shared_result`) is reachable from this process the
+    block's rows go straight into the client's result array and the returned partial has
+    ``data=None``; otherwise (or with ``groups``) the rows are returned.
+    """
+    writer = attach_result(target) if groups is None else None
+    if writer is None:
+        return finalize_block(spec, groups, partial, block)
+    with writer:
+        return _finalize_to(writer, spec, groups, partial, block)
+
+
+def _finalize_to(
+    writer: ResultWriter | None, spec: ProcessingSpec, groups: WindowGroups | None, partial: BlockPartial, block
+) -> BlockPartial:
+    """:func:`finalize_block`, the rows then written with ``writer`` (if any) instead of returned."""
+    result = finalize_block(spec, groups, partial, block)
+    if writer is None or groups is not None:
+        return result
+    writer.write_pairs(block.pairs, result.data)
+    return replace(result, data=None)
 
 
 def load_partial_task(path: str) -> BlockPartial:
@@ -674,7 +731,7 @@ def load_partial_task(path: str) -> BlockPartial:
 
 
 def run_dask(
-    plan: RunPlan, spec: ProcessingSpec, db, client, token: str, progress=None
+    plan: RunPlan, spec: ProcessingSpec, db, client, token: str, progress=None, target: ResultTarget | None = None
 ) -> Iterator[tuple[int, BlockPartial]]:
     """Run the plan on a ``dask.distributed`` client; same task functions as :func:`run_serial`.
 
@@ -682,7 +739,9 @@ def run_dask(
     block)`` as the blocks finish, in any order, so the caller can work meanwhile. Progress
     counts the correlation tasks (read span x pair block) and the block results as they
     finish; each future is released at once, so no partial result is held longer than its
-    reduction needs it, and the client holds one finalised block at a time.
+    reduction needs it, and the client holds one finalised block at a time. With ``target``
+    (linear stack) workers on this machine write the blocks into the client's shared
+    result and send only their counts and records (see :mod:`anxcor.shared_result`).
     """
     from distributed import as_completed
 
@@ -690,7 +749,7 @@ def run_dask(
 
     tune_allocator()  # this process receives the finished blocks
     prepare_workers(client)
-    graph, final_keys = build_graph(plan, spec, db, token)
+    graph, final_keys = build_graph(plan, spec, db, token, target)
     finals = set(final_keys)
     corr_keys = [k for k in graph if isinstance(k, tuple) and k[0].startswith("anxcor-corr-") and k not in finals]
     position = {key: b for b, key in enumerate(final_keys)}

@@ -7,7 +7,15 @@ from distributed import Client, LocalCluster
 
 from anxcor.core import Anxcor
 from anxcor.database import WaveBankDatabase
-from anxcor.execute import build_graph, correlate_and_finalize
+from anxcor.execute import (
+    PREP_TASKS_PER_SPAN,
+    build_graph,
+    correlate_and_finalize,
+    prep_groups,
+    prep_station_group,
+    run_dask,
+)
+from anxcor.shared_result import shared_result
 
 
 def configured(archive, precision="single", **options):
@@ -57,13 +65,18 @@ def test_workers_get_the_allocator_plugin(small_archive, client):
     assert all(AllocatorPlugin.name in plugins for plugins in names.values()) and len(names) == 2
 
 
-def test_mapped_results_hold_the_same_numbers(small_archive, serial_result, client, monkeypatch):
-    """Results mapped by anxcor.allocator.empty_result (forced here for a small run) are ordinary arrays."""
+@pytest.mark.parametrize("memory", ["memory file", "mapped array"])
+def test_mapped_results_hold_the_same_numbers(small_archive, serial_result, client, monkeypatch, memory):
+    """Results in a memory file (anxcor.shared_result, the default on Linux) or, without one, mapped by
+    anxcor.allocator.empty_result (forced here for a small run) are ordinary arrays."""
     import mmap
 
     import anxcor.allocator
+    import anxcor.core
 
     monkeypatch.setattr(anxcor.allocator, "MAPPED_RESULT_BYTES", 0)
+    if memory == "mapped array":
+        monkeypatch.setattr(anxcor.core, "shared_result", lambda *args, **kwargs: None)
     anx, times = configured(small_archive)
     for result in (anx.process(times), anx.process(times, dask_client=client)):
         values = result["syn"].values
@@ -98,7 +111,7 @@ def test_small_pair_blocks_and_read_spans_do_not_change_the_numbers(small_archiv
     xr.testing.assert_allclose(anx.process(times), serial_double, rtol=1e-10, atol=1e-12 * scale)
 
 
-def test_graph_has_one_prep_task_per_station_span(small_archive):
+def test_graph_prepares_each_span_in_groups_of_stations(small_archive):
     anx, times = configured(small_archive)
     spec = anx._spec(False)
     stations = anx._stations("syn")
@@ -106,13 +119,53 @@ def test_graph_has_one_prep_task_per_station_span(small_archive):
     graph, finals = build_graph(plan, spec, anx._datasets["syn"][0], token="t")
     kinds = [key[0].rsplit("-", 1)[0] for key in graph if isinstance(key, tuple)]
     assert kinds.count("anxcor-read") == 0  # reading happens inside the prep task
-    assert kinds.count("anxcor-prep") == len(stations) * len(plan.spans)
+    n_groups = min(len(stations), PREP_TASKS_PER_SPAN)
+    assert kinds.count("anxcor-prep") == n_groups * len(plan.spans)
+    for s in range(len(plan.spans)):  # every station prepared once per span
+        tasks = [graph[key] for key in graph if isinstance(key, tuple) and key[0] == "anxcor-prep-t" and key[2] == s]
+        assert all(task[0] is prep_station_group for task in tasks)
+        assert [station for task in tasks for station in task[3]] == list(plan.stations)
     # linear stack: the last span's correlation and the block's finalisation are one task
     assert kinds.count("anxcor-corr") == (len(plan.spans) - 1) * len(plan.blocks)
     assert len(finals) == len(plan.blocks)
     assert all(graph[key][0] is correlate_and_finalize for key in finals)
     again, _ = build_graph(plan, spec, anx._datasets["syn"][0], token="t")
     assert list(again) == list(graph)
+
+
+def test_station_groups_are_consecutive_and_even():
+    groups = prep_groups(40, 16)
+    assert len(groups) == 16 and [i for g in groups for i in g] == list(range(40))
+    assert {len(g) for g in groups} == {2, 3}
+    assert [list(g) for g in prep_groups(3, 16)] == [[0], [1], [2]]
+
+
+def test_workers_on_this_machine_write_into_the_result(small_archive, serial_result, client):
+    """With the client's result file, finished blocks come back without rows (the workers wrote them);
+    a worker that cannot reach the file (here: told it is on another machine) sends them instead."""
+    from dataclasses import replace
+
+    if shared_result((1, 1), "f4") is None:
+        pytest.skip("result memory files need Linux (memfd_create and /proc)")
+    anx, times = configured(small_archive)
+    spec = anx._spec(False)
+    stations = anx._stations("syn")
+    pairs = anx._pairs(stations)
+    plan = anx._plan(stations, pairs, times, spec)
+    expected = serial_result["syn"].transpose("station_pair", "channel", "time").values
+    shared = shared_result(expected.shape, spec.output_dtype)
+    try:
+        for target, sent in ((shared.target, False), (replace(shared.target, boot_id="elsewhere", nonce="x"), True)):
+            shared.array[...] = 0
+            blocks = list(run_dask(plan, spec, anx._datasets["syn"][0], client, token="t", target=target))
+            assert len(blocks) == len(plan.blocks)
+            assert all((part.data is not None) == sent for _, part in blocks)
+            if sent:
+                for index, part in blocks:
+                    shared.array[plan.blocks[index].pairs] = part.data
+            np.testing.assert_array_equal(shared.array, expected)
+    finally:
+        shared.close()
 
 
 def test_stored_dask_result_is_the_serial_result(small_archive, serial_result, client, tmp_path):
