@@ -411,9 +411,14 @@ def set_aside(result, path: Path) -> np.ndarray:
 
     The runs that follow then start from the same memory state as the serial ones: holding
     the serial result (1.2 GB at N=128) while the dask runs went on made them slower on the
-    benchmark machine (see benchmarks/README.md).
+    benchmark machine (see benchmarks/README.md). The file is synced before returning, so the
+    kernel's write-back of it (1.2 GB at N=128) is over before the dask runs start, rather
+    than competing with them for the two cores.
     """
-    np.save(path, result[DATASET].values)
+    with open(path, "wb") as file:
+        np.save(file, result[DATASET].values)
+        file.flush()
+        os.fsync(file.fileno())
     del result
     gc.collect()
     return np.load(path, mmap_mode="r")
