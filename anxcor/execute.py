@@ -763,7 +763,7 @@ def _named_graph(graph: dict, name: str):
 
     Given a plain dict, dask names it by tokenizing all of it (pickling every object in
     it): 0.13-0.15 s at 128 stations, before any task starts. The run's token already
-    identifies the graph (:func:`anxcor.core.Anxcor.process` makes it from the configuration,
+    identifies the graph (:meth:`anxcor.core.Anxcor.process` makes it from the configuration,
     stations, times and the pickled database; the final keys add the run's nonce). Uses
     dask's own expression class; with a dask that has no such class, the plain dict.
     """
