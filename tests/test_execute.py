@@ -168,6 +168,21 @@ def test_workers_on_this_machine_write_into_the_result(small_archive, serial_res
         shared.close()
 
 
+def test_graph_is_named_by_the_run_token(monkeypatch):
+    """client.get gets dask's graph expression named by the token (dask need not tokenize the graph),
+    or, with a dask without that class, the graph itself."""
+    import sys
+
+    from anxcor.execute import _named_graph
+
+    graph = {"a": 1, "b": (sum, ["a", "a"])}
+    named = _named_graph(graph, "anxcor-run-token")
+    assert named is not graph and sorted(named.__dask_keys__()) == ["a", "b"]
+    assert named._name.endswith("anxcor-run-token")
+    monkeypatch.setitem(sys.modules, "dask._expr", None)  # import fails
+    assert _named_graph(graph, "anxcor-run-token") is graph
+
+
 def test_stored_dask_result_is_the_serial_result(small_archive, serial_result, client, tmp_path):
     anx, times = configured(small_archive)
     stored = anx.process(times, dask_client=client, store=tmp_path / "dask.zarr")
