@@ -14,8 +14,9 @@ blocks there itself and returns only their counts and records: a :class:`ResultT
 the file by the client's process id and descriptor, the worker opens
 ``/proc/<pid>/fd/<fd>`` and writes after checking that it runs under the same kernel (boot
 id) and opened the very file the client made (device and inode). Anything else (a worker on
-another machine or in another container, no ``/proc``, not Linux) and the block travels to
-the client as before, which places it with an :class:`ArrayWriter`. Nothing is left behind
+another machine or in another container, no ``/proc``) and the block travels to the client
+as before, which places it in the array. Without memory files (not Linux) the result is an
+ordinary array and the serial runner writes into it with an :class:`ArrayWriter`. Nothing is left behind
 by a crash: the file has no name, and its memory goes with the last process that maps it.
 """
 
