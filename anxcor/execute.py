@@ -624,8 +624,7 @@ def build_graph(
     # previous span's total (the same additions in the same order as run_serial), so the
     # scheduler runs it where that total already is and only the small spectra move.
     carry = not spec.keep_windows and not plan.cache_paths
-    final_name = f"anxcor-final-{token}" if target is None else f"anxcor-final-{token}-{target.nonce}"
-    final_keys = [(final_name, b) for b in range(len(plan.blocks))]
+    final_keys = [(f"anxcor-final-{_run_name(token, target)}", b) for b in range(len(plan.blocks))]
     for s, span in enumerate(plan.spans):
         starts = tuple(plan.starttimes[w] for w in span.windows)
         for g, members in enumerate(groups):
@@ -753,9 +752,14 @@ def run_dask(
     finals = set(final_keys)
     corr_keys = [k for k in graph if isinstance(k, tuple) and k[0].startswith("anxcor-corr-") and k not in finals]
     position = {key: b for b, key in enumerate(final_keys)}
-    name = token if target is None else f"{token}-{target.nonce}"
-    futures = client.get(_named_graph(graph, name), corr_keys + final_keys, sync=False)  # collected lazily
+    graph_expression = _named_graph(graph, _run_name(token, target))
+    futures = client.get(graph_expression, corr_keys + final_keys, sync=False)  # collected lazily
     return _collect_blocks(as_completed(futures), position, len(futures), progress)
+
+
+def _run_name(token: str, target: ResultTarget | None) -> str:
+    """The run's token, with the shared result's nonce when there is one (see :func:`build_graph`)."""
+    return token if target is None else f"{token}-{target.nonce}"
 
 
 def _named_graph(graph: dict, name: str):

@@ -79,8 +79,9 @@ def assemble_variable(
     in memory at once. ``group_starts`` is None for one stack over all windows, else the start
     time of each kept window or window group (the ``window`` coordinate). ``lags`` is the last
     axis, named ``axis_name`` (``'time'``, or ``'frequency'`` for cross-spectra). ``data``:
-    the result array to fill, when the caller allocated it (the serial runner writes the
-    blocks into it itself: their ``data`` is then None). ``allocate(shape, dtype)`` makes the
+    the result array to fill, when the caller allocated it (blocks the serial runner or a
+    same-machine dask worker already wrote into it come with ``data`` None, see
+    :mod:`anxcor.shared_result`). ``allocate(shape, dtype)`` makes the
     result array otherwise (:func:`~anxcor.allocator.empty_result`, or a file-backed
     :func:`~anxcor.allocator.spill_array` for ``process(store=...)``).
     """

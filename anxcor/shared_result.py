@@ -22,6 +22,7 @@ by a crash: the file has no name, and its memory goes with the last process that
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import os
@@ -82,7 +83,9 @@ class SharedResult:
             self.fd, self.target = None, None
 
 
+@functools.cache
 def _boot_id() -> str | None:
+    """This kernel's boot id (fixed for the life of the process), or None without /proc."""
     try:
         return Path(_BOOT_ID).read_text().strip()
     except OSError:
@@ -145,7 +148,20 @@ def _pair_runs(pairs: np.ndarray) -> Iterator[tuple[int, int]]:
     return zip(starts.tolist(), [*starts[1:].tolist(), len(pairs)], strict=True)
 
 
-class ResultWriter:
+class _Writer:
+    """Closes itself at the end of a ``with`` block."""
+
+    def close(self) -> None:
+        """Release what the writer holds."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ResultWriter(_Writer):
     """Writes blocks of pairs into a result file at their place, with ``pwrite`` (see the module notes)."""
 
     def __init__(self, fd: int, target: ResultTarget):
@@ -175,14 +191,8 @@ class ResultWriter:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> ResultWriter:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class ArrayWriter:
+class ArrayWriter(_Writer):
     """:class:`ResultWriter`'s interface over a plain result array (where no result file is possible)."""
 
     def __init__(self, array: np.ndarray):
@@ -191,15 +201,6 @@ class ArrayWriter:
     def write_pairs(self, pairs: np.ndarray, values: np.ndarray) -> None:
         """Write ``values[k]`` (all rows of one pair) at pair index ``pairs[k]`` of the array."""
         self.array[pairs] = values
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-    def __enter__(self) -> ArrayWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def attach_result(target: ResultTarget | None) -> ResultWriter | None:
