@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
@@ -33,6 +34,7 @@ from operator import getitem
 
 import numpy as np
 import scipy.fft
+from dask.sizeof import sizeof
 
 from .allocator import tune_allocator
 from .errors import DataError
@@ -178,6 +180,26 @@ class BlockPartial:
     failures: frozenset = field(default_factory=frozenset)
     repairs: frozenset = field(default_factory=frozenset)
     channels: frozenset = field(default_factory=frozenset)  # (station, component, SEED id) used
+
+
+@sizeof.register(StationWindow)
+def _sizeof_station_window(window: StationWindow) -> int:
+    """Bytes a prepared station-window holds, for dask's memory accounting and task placement.
+
+    Without it dask counts any object it does not know as ``sys.getsizeof``: 56 bytes for a
+    window whose spectra take 20 kB, 6.5 kB for a prep task's 2 MB output.
+    """
+    arrays = (window.spectra, window.source_spectra, window.valid)
+    records = (window.failures, window.repairs, window.channels)
+    return sys.getsizeof(window) + sum(a.nbytes for a in arrays if a is not None) + sum(sizeof(r) for r in records)
+
+
+@sizeof.register(BlockPartial)
+def _sizeof_block_partial(partial: BlockPartial) -> int:
+    """Bytes a block's partial result holds (see :func:`_sizeof_station_window`): 9 MB of sums at 12 x 12 stations."""
+    arrays = (partial.data, partial.counts, partial.windows)
+    records = (partial.failures, partial.repairs, partial.channels)
+    return sys.getsizeof(partial) + sum(a.nbytes for a in arrays if a is not None) + sum(sizeof(r) for r in records)
 
 
 def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:

@@ -338,43 +338,73 @@ class Row:
         return self.units / self.best
 
 
-def bench_serial(anx: Anxcor, times: list[float], row: Row, repeat: int):
-    result = None
-    for k in range(repeat):
-        result = None
-        with PeakRSS() as memory:
-            started = time.perf_counter()
-            result = anx.process(times)
-            row.times.append(time.perf_counter() - started)
-        row.peak_mb = np.nanmax([row.peak_mb, memory.peak / MB])
-        row.growth_mb = np.nanmax([row.growth_mb, memory.growth / MB])
-        log.info("N=%d anxcor serial run %d: %.2f s, peak RSS growth %.0f MB (%s)",
-                 row.stations, k + 1, row.times[-1], memory.growth / MB, memory.method)
-    check_complete(result, len(times), "anxcor serial")
+def serial_run(anx: Anxcor, times: list[float], row: Row):
+    """One timed serial run; its time and memory go into ``row``."""
+    with PeakRSS() as memory:
+        started = time.perf_counter()
+        result = anx.process(times)
+        row.times.append(time.perf_counter() - started)
+    row.peak_mb = np.nanmax([row.peak_mb, memory.peak / MB])
+    row.growth_mb = np.nanmax([row.growth_mb, memory.growth / MB])
+    log.info("N=%d anxcor serial run %d: %.2f s, peak RSS growth %.0f MB (%s)",
+             row.stations, len(row.times), row.times[-1], memory.growth / MB, memory.method)
     return result
 
 
-def bench_dask(anx: Anxcor, times: list[float], row: Row, repeat: int, client):
-    result = None
-    for k in range(repeat):
-        result = None
-        before = client.run(_worker_reset_memory)
-        with PeakRSS() as memory:
-            started = time.perf_counter()
-            result = anx.process(times, dask_client=client)
-            row.times.append(time.perf_counter() - started)
-        after = client.run(_worker_peak_memory)
-        peaks = {w: after[w]["peak"] for w in after}
-        growths = {w: after[w]["peak"] - before[w]["rss"] for w in after if w in before}
-        if not all(v["hwm_reset"] for v in before.values()):
-            row.note = "worker peak is the lifetime ru_maxrss"
-        row.peak_mb = np.nanmax([row.peak_mb, max(peaks.values()) / MB])
-        row.growth_mb = np.nanmax([row.growth_mb, max(growths.values()) / MB])
-        row.client_growth_mb = np.nanmax([row.client_growth_mb, memory.growth / MB])
-        log.info("N=%d anxcor dask run %d: %.2f s, worker peaks %s MB, client growth %.0f MB",
-                 row.stations, k + 1, row.times[-1], [round(p / MB) for p in peaks.values()], memory.growth / MB)
-    check_complete(result, len(times), "anxcor dask")
+def dask_run(anx: Anxcor, times: list[float], row: Row, client):
+    """One timed run on ``client``; its time, the workers' peaks and the client's growth go into ``row``."""
+    before = client.run(_worker_reset_memory)
+    with PeakRSS() as memory:
+        started = time.perf_counter()
+        result = anx.process(times, dask_client=client)
+        row.times.append(time.perf_counter() - started)
+    after = client.run(_worker_peak_memory)
+    peaks = {w: after[w]["peak"] for w in after}
+    growths = {w: after[w]["peak"] - before[w]["rss"] for w in after if w in before}
+    if not all(v["hwm_reset"] for v in before.values()):
+        row.note = "worker peak is the lifetime ru_maxrss"
+    row.peak_mb = np.nanmax([row.peak_mb, max(peaks.values()) / MB])
+    row.growth_mb = np.nanmax([row.growth_mb, max(growths.values()) / MB])
+    row.client_growth_mb = np.nanmax([row.client_growth_mb, memory.growth / MB])
+    log.info("N=%d anxcor dask run %d: %.2f s, worker peaks %s MB, client growth %.0f MB",
+             row.stations, len(row.times), row.times[-1], [round(p / MB) for p in peaks.values()], memory.growth / MB)
     return result
+
+
+def bench_anxcor(anx: Anxcor, times: list[float], serial_row: Row, dask_row: Row | None, repeat: int, client, aside: Path):
+    """``repeat`` serial runs, each followed by a dask run (unless ``dask_row`` is None).
+
+    Alternating puts each dask run next to a serial run under the same conditions: on a
+    shared virtual machine the same run varies by 10-20 % from minute to minute, more than
+    the difference being measured (see :func:`paired_speedups`). Each result is dropped
+    before the next run; the last of each kind is checked for completeness, and the last
+    serial one is kept (set aside in ``aside``) for the serial/dask comparison.
+
+    Returns
+    -------
+    serial, distributed
+        The last serial result's values (memory-mapped) and the last dask result (or None).
+    """
+    serial = distributed = None
+    for k in range(repeat):
+        last = k == repeat - 1
+        result = serial_run(anx, times, serial_row)
+        if last:
+            check_complete(result, len(times), "anxcor serial")
+            serial = set_aside(result, aside)
+        del result
+        if dask_row is not None:
+            result = dask_run(anx, times, dask_row, client)
+            if last:
+                check_complete(result, len(times), "anxcor dask")
+                distributed = result
+            del result
+    return serial, distributed
+
+
+def paired_speedups(serial_row: Row, dask_row: Row) -> list[float]:
+    """Serial time over dask time for each alternating pair of runs (see :func:`bench_anxcor`)."""
+    return [s / d for s, d in zip(serial_row.times, dask_row.times, strict=True)]
 
 
 def bench_reference(archive: SyntheticArchive, times: list[float], row: Row, repeat: int):
@@ -513,20 +543,24 @@ def main(argv=None) -> int:
             pairs = n * (n + 1) // 2
 
             serial_row = Row(n, "anxcor serial", pairs, len(times))
-            serial = set_aside(bench_serial(anx, times, serial_row, args.repeat), args.workdir / f"serial_n{n}.npy")
+            dask_row = None if args.no_dask else Row(n, "anxcor dask 2w", pairs, len(times))
+            if dask_row is not None and client is None:
+                cluster, client = start_cluster()
+            serial, distributed = bench_anxcor(
+                anx, times, serial_row, dask_row, args.repeat, client, args.workdir / f"serial_n{n}.npy"
+            )
             rows.append(serial_row)
-
-            if not args.no_dask:
-                if client is None:
-                    cluster, client = start_cluster()
-                dask_row = Row(n, "anxcor dask 2w", pairs, len(times))
-                distributed = bench_dask(anx, times, dask_row, args.repeat, client)
+            if dask_row is not None:
                 rows.append(dask_row)
                 diff = relative_difference(serial, distributed[DATASET].values)
                 ok = diff < TOLERANCE
                 failed |= not ok
                 checks.append(f"N={n}: anxcor serial vs dask: max|diff|/max|serial| = {diff:.1e} "
                               f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
+                speedups = paired_speedups(serial_row, dask_row)
+                checks.append(f"N={n}: dask speed-up over serial: best/best {serial_row.best / dask_row.best:.2f}; "
+                              f"per alternating pair {', '.join(f'{x:.2f}' for x in speedups)} "
+                              f"(median {np.median(speedups):.2f})")
                 del distributed
             if args.check_reference:
                 overall, worst = check_precision(archive, times, serial)
