@@ -12,6 +12,9 @@ stations, 2 h at 20 Hz, and correlates it in 12 windows of 600 s up to +-100 s l
    to +-100 s, sum; mean at the end. No whitening or filtering: the cost of the core maths,
    not a physics equivalent of anxcor's pipeline.
 
+Serial and dask runs alternate, so each dask run has a serial run beside it under the same
+conditions; the speed-up is printed best over best and per pair of runs.
+
 Throughput is counted in units = station pairs (autocorrelations included) x 9 channel
 pairs x windows, per second of wall time. See ``benchmarks/README.md``.
 
@@ -375,7 +378,7 @@ def bench_anxcor(anx: Anxcor, times: list[float], serial_row: Row, dask_row: Row
     """``repeat`` serial runs, each followed by a dask run (unless ``dask_row`` is None).
 
     Alternating puts each dask run next to a serial run under the same conditions: on a
-    shared virtual machine the same run varies by 10-20 % from minute to minute, more than
+    shared virtual machine the same run can vary by 20 % and more from minute to minute, more than
     the difference being measured (see :func:`paired_speedups`). Each result is dropped
     before the next run; the last of each kind is checked for completeness, and the last
     serial one is kept (set aside in ``aside``) for the serial/dask comparison.
