@@ -190,16 +190,19 @@ def _sizeof_station_window(window: StationWindow) -> int:
     window whose spectra take 20 kB, 6.5 kB for a prep task's 2 MB output.
     """
     arrays = (window.spectra, window.source_spectra, window.valid)
-    records = (window.failures, window.repairs, window.channels)
-    return sys.getsizeof(window) + sum(a.nbytes for a in arrays if a is not None) + sum(sizeof(r) for r in records)
+    return _held_bytes(window, arrays, (window.failures, window.repairs, window.channels))
 
 
 @sizeof.register(BlockPartial)
 def _sizeof_block_partial(partial: BlockPartial) -> int:
     """Bytes a block's partial result holds (see :func:`_sizeof_station_window`): 9 MB of sums at 12 x 12 stations."""
     arrays = (partial.data, partial.counts, partial.windows)
-    records = (partial.failures, partial.repairs, partial.channels)
-    return sys.getsizeof(partial) + sum(a.nbytes for a in arrays if a is not None) + sum(sizeof(r) for r in records)
+    return _held_bytes(partial, arrays, (partial.failures, partial.repairs, partial.channels))
+
+
+def _held_bytes(holder, arrays, records) -> int:
+    """An object's own size, its arrays' bytes (None: absent) and dask's estimate of its records."""
+    return sys.getsizeof(holder) + sum(a.nbytes for a in arrays if a is not None) + sum(sizeof(r) for r in records)
 
 
 def make_pair_blocks(pairs: np.ndarray, block_size: int) -> list[PairBlock]:
