@@ -42,6 +42,7 @@ from .shared_result import ResultTarget, ResultWriter, attach_result
 from .stages import load_stage, save_stage, stage_path
 from .steps.base import Step, WindowContext
 from .steps.correlate import CrossCorrelate, lags_from_cross_spectra, window_summed_cross_spectra
+from .steps.rowfft import transform_rows
 from .steps.stack import Stack
 from .windows import COMPONENTS, ReadSpan, StationRecord, grid_component, read_station_span
 
@@ -536,7 +537,7 @@ def _mean_correlations(spec: ProcessingSpec, partial: BlockPartial, block: PairB
         if spectrum:
             rows_out[rows] = chunk
             continue
-        circular = scipy.fft.irfft(chunk, n=nfft, axis=-1)
+        circular = transform_rows(scipy.fft.irfft, chunk, n=nfft)
         rows_out[rows, :max_lag] = circular[:, nfft - max_lag :]
         rows_out[rows, max_lag:] = circular[:, : max_lag + 1]
     return out

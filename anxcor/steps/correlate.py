@@ -16,6 +16,7 @@ from scipy.ndimage import uniform_filter1d
 
 from ..errors import ConfigError
 from ..validation import is_number, require_positive
+from .rowfft import transform_rows
 
 __all__ = [
     "CrossCorrelate",
@@ -34,8 +35,12 @@ _TINY = 1e-30
 
 
 def station_spectra(data: np.ndarray, nfft: int) -> np.ndarray:
-    """Zero-padded real FFT along the last axis: ``(..., samples) -> (..., nfft // 2 + 1)``."""
-    return scipy.fft.rfft(data, n=nfft, axis=-1)
+    """Zero-padded real FFT along the last axis: ``(..., samples) -> (..., nfft // 2 + 1)``.
+
+    Single-precision rows go through :func:`~anxcor.steps.rowfft.transform_rows`: a station-window's
+    three components are transformed with a zero fourth row, twice as fast (the same numbers).
+    """
+    return transform_rows(scipy.fft.rfft, data, n=nfft)
 
 
 def smooth_length(minimum: int) -> int:
@@ -100,7 +105,7 @@ def lags_from_cross_spectra(cross: np.ndarray, nfft: int, max_lag: int, first_bi
         padded = np.zeros((*cross.shape[:-1], nfft // 2 + 1), dtype=cross.dtype)
         padded[..., first_bin : first_bin + cross.shape[-1]] = cross
         cross = padded
-    circular = scipy.fft.irfft(cross, n=nfft, axis=-1)
+    circular = transform_rows(scipy.fft.irfft, cross, n=nfft)
     return np.concatenate([circular[..., nfft - max_lag :], circular[..., : max_lag + 1]], axis=-1)
 
 

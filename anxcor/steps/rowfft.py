@@ -1,0 +1,43 @@
+"""Fourier transforms of stacked rows that keep pocketfft's SIMD lanes full.
+
+pocketfft (behind ``scipy.fft``) transforms several rows of an array side by side, four at a
+time in single precision, and transforms rows left over one at a time. Three float32 rows (a
+station-window's components) therefore cost about as much as three separate transforms:
+adding one zero row made the 3 x 12,000-sample transforms of the benchmark 1.8-2.1x faster
+(rfft to 14,400 points: 0.53 -> 0.26 ms per station-window). Double precision showed no
+such step (two lanes; padding or splitting rows was 0-15% slower).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["SINGLE_PRECISION_LANES", "transform_rows"]
+
+#: Rows pocketfft transforms side by side in single precision.
+SINGLE_PRECISION_LANES = 4
+
+
+def transform_rows(transform: Callable[..., np.ndarray], data: np.ndarray, **kwargs) -> np.ndarray:
+    """``transform(data, axis=-1, **kwargs)`` with single-precision rows padded to fill the lanes.
+
+    A float32 or complex64 array whose rows leave three over a multiple of
+    :data:`SINGLE_PRECISION_LANES` gets one zero row, transformed with the others and dropped
+    again (the result is identical); with fewer rows over, padding gained nothing measurable.
+    Other arrays go straight to ``transform``.
+
+    Examples
+    --------
+    >>> import scipy.fft
+    >>> x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    >>> bool(np.array_equal(transform_rows(scipy.fft.rfft, x), scipy.fft.rfft(x, axis=-1)))
+    True
+    """
+    n_rows = data.size // data.shape[-1] if data.ndim and data.shape[-1] else 0
+    if data.dtype not in (np.float32, np.complex64) or n_rows % SINGLE_PRECISION_LANES != SINGLE_PRECISION_LANES - 1:
+        return transform(data, axis=-1, **kwargs)
+    padded = np.zeros((n_rows + 1, data.shape[-1]), dtype=data.dtype)
+    padded[:n_rows] = data.reshape(n_rows, -1)
+    return transform(padded, axis=-1, **kwargs)[:n_rows].reshape(*data.shape[:-1], -1)
