@@ -1,11 +1,11 @@
 """Fourier transforms of stacked rows that keep pocketfft's SIMD lanes full.
 
 pocketfft (behind ``scipy.fft``) transforms several rows of an array side by side, four at a
-time in single precision, and transforms rows left over one at a time. Three float32 rows (a
-station-window's components) therefore cost about as much as three separate transforms:
-adding one zero row made the 3 x 12,000-sample transforms of the benchmark 1.8-2.1x faster
-(rfft to 14,400 points: 0.53 -> 0.26 ms per station-window). Double precision showed no
-such step (two lanes; padding or splitting rows was 0-15% slower).
+time in single precision; rows left over go through more slowly. Three float32 rows (a
+station-window's components) took about as long as three separate transforms, and adding
+one zero row made the 3 x 12,000-sample transforms of the benchmark 1.8-2.1x faster (rfft
+to 14,400 points: 0.53 -> 0.26 ms per station-window; interleaved medians). Double
+precision showed no such step: padding or splitting its rows was 0-15 % slower.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def transform_rows(transform: Callable[..., np.ndarray], data: np.ndarray, **kwa
 
     A float32 or complex64 array whose rows leave three over a multiple of
     :data:`SINGLE_PRECISION_LANES` gets one zero row, transformed with the others and dropped
-    again (the result is identical); with fewer rows over, padding gained nothing measurable.
+    again (the result is identical); with one or two rows over, padding was not clearly faster.
     Other arrays go straight to ``transform``.
 
     Examples
