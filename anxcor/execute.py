@@ -307,8 +307,8 @@ def prep_station_window(
     channels = tuple((record.station, COMPONENTS[r], channel_ids.get(COMPONENTS[r], "")) for r in np.flatnonzero(valid))
     as_receiver, as_source = spec.correlator.spectra(data, spec.nfft, spec.sampling_rate)
     first, last = spec.band
-    kept = np.ascontiguousarray(as_receiver[..., first:last])
-    source = None if as_source is as_receiver else np.ascontiguousarray(as_source[..., first:last])
+    kept = np.array(as_receiver[..., first:last])  # a copy: never a view holding padding rows or cut bins
+    source = None if as_source is as_receiver else np.array(as_source[..., first:last])
     return StationWindow(window, kept, valid, tuple(failures), source, tuple(repairs), channels)
 
 

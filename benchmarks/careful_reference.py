@@ -63,7 +63,8 @@ def careful_correlations(
     spectra = window_spectra(traces, stations, components, times, window_s, nfft, threads)
     n_sta, n_win, n_comp, n_freq = spectra.shape
     # (frequencies, station x component, windows) and its partner: the window sum is a matrix product
-    sources = np.ascontiguousarray(np.conj(spectra).transpose(3, 0, 2, 1)).reshape(n_freq, n_sta * n_comp, n_win)
+    sources = np.empty((n_freq, n_sta * n_comp, n_win), dtype=spectra.dtype)
+    np.conjugate(spectra.transpose(3, 0, 2, 1), out=sources.reshape(n_freq, n_sta, n_comp, n_win))
     receivers = np.ascontiguousarray(spectra.transpose(3, 1, 0, 2)).reshape(n_freq, n_win, n_sta * n_comp)
     del spectra
     src, rec = np.triu_indices(n_sta)

@@ -403,34 +403,40 @@ def bench_anxcor(
     under the same conditions: on a shared virtual machine the same run can vary by 20 % and
     more from minute to minute, more than the differences being measured (see
     :func:`paired_ratios`). Each result is dropped before the next run; the last of each kind
-    is checked for completeness, and the last serial one and the last careful one are kept
-    (set aside in files beside ``aside``) for the comparisons.
+    is checked for completeness, and the last of each kind is set aside in a file for the
+    comparisons (so no run is timed while another's result is held in memory).
 
     Returns
     -------
     serial, distributed, careful
-        The last serial result's values and the last careful stack (memory-mapped), and the
-        last dask result (or None).
+        The last serial and dask results' values and the last careful stack, memory-mapped
+        from the files :func:`aside_paths` names (``distributed`` None without dask).
     """
     serial = distributed = careful = None
+    serial_path, dask_path, careful_path = aside_paths(aside)
     for k in range(repeat):
         last = k == repeat - 1
         result = serial_run(anx, times, serial_row)
         if last:
             check_complete(result, len(times), "anxcor serial")
-            serial = set_aside(result[DATASET].values, aside)
+            serial = set_aside(result[DATASET].values, serial_path)
         del result
         if dask_row is not None:
             result = dask_run(anx, times, dask_row, client)
             if last:
                 check_complete(result, len(times), "anxcor dask")
-                distributed = result
+                distributed = set_aside(result[DATASET].values, dask_path)
             del result
         stack = reference_run(archive, times, careful_row, run_careful)
         if last:
-            careful = set_aside(stack, aside.with_name(aside.stem + "_careful.npy"))
+            careful = set_aside(stack, careful_path)
         del stack
     return serial, distributed, careful
+
+
+def aside_paths(aside: Path) -> tuple[Path, Path, Path]:
+    """Files for the last serial result, dask result and careful stack of one N."""
+    return aside, aside.with_name(aside.stem + "_dask.npy"), aside.with_name(aside.stem + "_careful.npy")
 
 
 def paired_ratios(slower: list[float], faster: list[float]) -> list[float]:
@@ -627,47 +633,51 @@ def main(argv=None) -> int:
                 cluster, client = start_cluster()
             careful_row = Row(n, "careful numpy 2t", pairs, len(times))
             aside = args.workdir / f"serial_n{n}.npy"
-            serial, distributed, careful = bench_anxcor(
-                anx, times, serial_row, dask_row, args.repeat, client, aside, careful_row, archive
-            )
-            rows.append(serial_row)
-            if dask_row is not None:
-                rows.append(dask_row)
-                diff = relative_difference(serial, distributed[DATASET].values)
-                ok = diff < TOLERANCE
-                failed |= not ok
-                checks.append(f"N={n}: anxcor serial vs dask: max|diff|/max|serial| = {diff:.1e} "
-                              f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
-                speedups = paired_ratios(serial_row.times, dask_row.times)
-                checks.append(f"N={n}: dask speed-up over serial: best/best {serial_row.best / dask_row.best:.2f}; "
-                              f"per alternating pair {', '.join(f'{x:.2f}' for x in speedups)} "
-                              f"(median {np.median(speedups):.2f})")
-                del distributed
-            if args.check_reference:
-                overall, worst = check_precision(archive, times, serial)
-                checks.append(f"N={n}: anxcor single vs double precision: max|diff|/max|double| = {overall:.1e}, "
-                              f"worst trace {worst:.1e} of its peak")
-            del serial
+            try:
+                serial, distributed, careful = bench_anxcor(
+                    anx, times, serial_row, dask_row, args.repeat, client, aside, careful_row, archive
+                )
+                rows.append(serial_row)
+                if dask_row is not None:
+                    rows.append(dask_row)
+                    diff = relative_difference(serial, distributed)
+                    ok = diff < TOLERANCE
+                    failed |= not ok
+                    checks.append(f"N={n}: anxcor serial vs dask: max|diff|/max|serial| = {diff:.1e} "
+                                  f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
+                    speedups = paired_ratios(serial_row.times, dask_row.times)
+                    checks.append(f"N={n}: dask speed-up over serial: best/best {serial_row.best / dask_row.best:.2f}; "
+                                  f"per alternating pair {', '.join(f'{x:.2f}' for x in speedups)} "
+                                  f"(median {np.median(speedups):.2f})")
+                    del distributed
+                if args.check_reference:
+                    overall, worst = check_precision(archive, times, serial)
+                    checks.append(f"N={n}: anxcor single vs double precision: max|diff|/max|double| = {overall:.1e}, "
+                                  f"worst trace {worst:.1e} of its peak")
+                del serial
+                for path in aside_paths(aside)[:2]:
+                    path.unlink(missing_ok=True)
 
-            reference_row = Row(n, "numpy reference", pairs, len(times))
-            reference = bench_reference(archive, times, reference_row, args.repeat)
-            rows.append(reference_row)
-            if args.check_reference:
-                diff = check_reference(archive, times, reference)
-                ok = diff < TOLERANCE
-                failed |= not ok
-                checks.append(f"N={n}: reference vs anxcor (demean only): max|diff|/max|anxcor| = {diff:.1e} "
-                              f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
-            rows.append(careful_row)
-            if args.check_reference:
-                diff = relative_difference(reference, careful)
-                ok = diff < CAREFUL_TOLERANCE
-                failed |= not ok
-                checks.append(f"N={n}: careful reference vs plain reference: max|diff|/max|plain| = {diff:.1e} "
-                              f"({'OK' if ok else 'FAILED'}, tolerance {CAREFUL_TOLERANCE:g})")
-            del reference, careful
-            for path in (aside, aside.with_name(aside.stem + "_careful.npy")):
-                path.unlink(missing_ok=True)
+                reference_row = Row(n, "numpy reference", pairs, len(times))
+                reference = bench_reference(archive, times, reference_row, args.repeat)
+                rows.append(reference_row)
+                if args.check_reference:
+                    diff = check_reference(archive, times, reference)
+                    ok = diff < TOLERANCE
+                    failed |= not ok
+                    checks.append(f"N={n}: reference vs anxcor (demean only): max|diff|/max|anxcor| = {diff:.1e} "
+                                  f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
+                rows.append(careful_row)
+                if args.check_reference:
+                    diff = relative_difference(reference, careful)
+                    ok = diff < CAREFUL_TOLERANCE
+                    failed |= not ok
+                    checks.append(f"N={n}: careful reference vs plain reference: max|diff|/max|plain| = {diff:.1e} "
+                                  f"({'OK' if ok else 'FAILED'}, tolerance {CAREFUL_TOLERANCE:g})")
+                del reference, careful
+            finally:  # the set-aside files (1.2 GB each at N=128) go even if a check stops the run
+                for path in aside_paths(aside):
+                    path.unlink(missing_ok=True)
     finally:
         if client is not None:
             client.close()

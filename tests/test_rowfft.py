@@ -46,3 +46,8 @@ def test_only_single_precision_rows_three_over_a_multiple_of_the_lanes_are_padde
     assert _rows_seen(np.zeros((2, 64), np.float32)) == 2
     assert _rows_seen(np.zeros((4, 64), np.float32)) == 4
     assert _rows_seen(np.zeros((3, 64), np.float64)) == 3
+
+
+def test_array_likes_are_transformed_like_arrays():
+    rows = [[0.0, 1.0, 2.0, 3.0], [1.0, 0.0, -1.0, 0.0], [2.0, 2.0, 2.0, 2.0]]
+    assert np.array_equal(station_spectra(rows, 8), scipy.fft.rfft(np.asarray(rows), n=8, axis=-1))
