@@ -30,11 +30,9 @@ IRFFT_ROWS = 256
 
 def window_spectra(
     traces: dict[tuple[str, str], obspy.Trace], stations: list[str], components: str, times: list[float],
-    window_s: float, nfft: int, threads: int,
+    rate: float, n: int, nfft: int, threads: int,
 ) -> np.ndarray:
-    """Demeaned float32 windows of every station, transformed: ``(stations, windows, components, nfft // 2 + 1)``."""
-    rate = traces[(stations[0], components[0])].stats.sampling_rate
-    n = int(round(window_s * rate))
+    """Demeaned float32 windows of ``n`` samples of every station, transformed: ``(stations, windows, components, nfft // 2 + 1)``."""
     windows = np.empty((len(stations), len(times), len(components), n), dtype=np.float32)
     for s, station in enumerate(stations):
         for c, component in enumerate(components):
@@ -60,7 +58,7 @@ def careful_correlations(
     n = int(round(window_s * rate))
     max_lag = int(round(max_tau_s * rate))
     nfft = scipy.fft.next_fast_len(n + max_lag, real=True)
-    spectra = window_spectra(traces, stations, components, times, window_s, nfft, threads)
+    spectra = window_spectra(traces, stations, components, times, rate, n, nfft, threads)
     n_sta, n_win, n_comp, n_freq = spectra.shape
     # (frequencies, station x component, windows) and its partner: the window sum is a matrix product
     sources = np.empty((n_freq, n_sta * n_comp, n_win), dtype=spectra.dtype)

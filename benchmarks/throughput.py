@@ -263,6 +263,13 @@ def check_complete(result, n_windows: int, label: str) -> None:
         )
 
 
+def agreement(label: str, first_name: str, first: np.ndarray, second: np.ndarray, tolerance: float) -> tuple[str, bool]:
+    """The line printed for one agreement check (``max |first - second| / max |first|``) and whether it passed."""
+    diff = relative_difference(first, second)
+    ok = diff < tolerance
+    return f"{label}: max|diff|/max|{first_name}| = {diff:.1e} ({'OK' if ok else 'FAILED'}, tolerance {tolerance:g})", ok
+
+
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     """``max |a - b| / max |a|``."""
     scale = float(np.max(np.abs(a)))
@@ -478,8 +485,8 @@ def bench_reference(archive: SyntheticArchive, times: list[float], row: Row, rep
     return stack
 
 
-def check_reference(archive: SyntheticArchive, times: list[float], reference: np.ndarray) -> float:
-    """anxcor with only demeaning (and the no-op resample) must give the reference's numbers."""
+def demean_only_anxcor(archive: SyntheticArchive, times: list[float]) -> np.ndarray:
+    """anxcor with only demeaning (and the no-op resample), in the reference's layout: it must give its numbers."""
     anx, _ = make_anxcor(archive)
     anx.set_task_kwargs("crosscorrelate", dict(precision="double", band=None))  # the reference's maths exactly
     anx.set_task_kwargs("detrend", dict(detrend="constant"))
@@ -487,8 +494,7 @@ def check_reference(archive: SyntheticArchive, times: list[float], reference: np
         anx.set_task(task, None)
     result = anx.process(times)
     check_complete(result, len(times), "anxcor (demean only)")
-    data = result[DATASET].transpose("station_pair", "channel", "time").values
-    return relative_difference(data, reference)
+    return result[DATASET].transpose("station_pair", "channel", "time").values
 
 
 def set_aside(values: np.ndarray, path: Path) -> np.ndarray:
@@ -640,11 +646,9 @@ def main(argv=None) -> int:
                 rows.append(serial_row)
                 if dask_row is not None:
                     rows.append(dask_row)
-                    diff = relative_difference(serial, distributed)
-                    ok = diff < TOLERANCE
+                    line, ok = agreement(f"N={n}: anxcor serial vs dask", "serial", serial, distributed, TOLERANCE)
+                    checks.append(line)
                     failed |= not ok
-                    checks.append(f"N={n}: anxcor serial vs dask: max|diff|/max|serial| = {diff:.1e} "
-                                  f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
                     speedups = paired_ratios(serial_row.times, dask_row.times)
                     checks.append(f"N={n}: dask speed-up over serial: best/best {serial_row.best / dask_row.best:.2f}; "
                                   f"per alternating pair {', '.join(f'{x:.2f}' for x in speedups)} "
@@ -662,18 +666,16 @@ def main(argv=None) -> int:
                 reference = bench_reference(archive, times, reference_row, args.repeat)
                 rows.append(reference_row)
                 if args.check_reference:
-                    diff = check_reference(archive, times, reference)
-                    ok = diff < TOLERANCE
+                    line, ok = agreement(f"N={n}: reference vs anxcor (demean only)", "anxcor",
+                                         demean_only_anxcor(archive, times), reference, TOLERANCE)
+                    checks.append(line)
                     failed |= not ok
-                    checks.append(f"N={n}: reference vs anxcor (demean only): max|diff|/max|anxcor| = {diff:.1e} "
-                                  f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")
                 rows.append(careful_row)
                 if args.check_reference:
-                    diff = relative_difference(reference, careful)
-                    ok = diff < CAREFUL_TOLERANCE
+                    line, ok = agreement(f"N={n}: careful reference vs plain reference", "plain",
+                                         reference, careful, CAREFUL_TOLERANCE)
+                    checks.append(line)
                     failed |= not ok
-                    checks.append(f"N={n}: careful reference vs plain reference: max|diff|/max|plain| = {diff:.1e} "
-                                  f"({'OK' if ok else 'FAILED'}, tolerance {CAREFUL_TOLERANCE:g})")
                 del reference, careful
             finally:  # the set-aside files (1.2 GB each at N=128) go even if a check stops the run
                 for path in aside_paths(aside):
