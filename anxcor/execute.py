@@ -763,10 +763,12 @@ def run_dask(
     The graph is submitted at once; the returned iterator yields ``(block index, finalised
     block)`` as the blocks finish, in any order, so the caller can work meanwhile. Progress
     counts the correlation tasks (read span x pair block) and the block results as they
-    finish; each future is released at once, so no partial result is held longer than its
-    reduction needs it, and the client holds one finalised block at a time. With ``target``
-    (linear stack) workers on this machine write the blocks into the client's shared
-    result and send only their counts and records (see :mod:`anxcor.shared_result`).
+    finish; a correlation future is released at once, so no partial result is held longer
+    than its reduction needs it. Finished blocks are fetched several at a time (see
+    :func:`gather_batch`), so the client holds at most ``GATHER_MB`` of finalised blocks.
+    With ``target`` (linear stack) workers on this machine write the blocks into the
+    client's shared result and send only their counts and records (see
+    :mod:`anxcor.shared_result`).
     """
     from distributed import as_completed
 
@@ -780,7 +782,27 @@ def run_dask(
     position = {key: b for b, key in enumerate(final_keys)}
     graph_expression = _named_graph(graph, _run_name(token, target))
     futures = client.get(graph_expression, corr_keys + final_keys, sync=False)  # collected lazily
-    return _collect_blocks(as_completed(futures), position, len(futures), progress)
+    batch = gather_batch(plan, spec)
+    return _collect_blocks(as_completed(futures), position, len(futures), progress, batch)
+
+
+#: Most MB of finalised blocks fetched from the workers in one call (see :func:`gather_batch`).
+GATHER_MB = 128.0
+
+
+def gather_batch(plan: RunPlan, spec: ProcessingSpec) -> int:
+    """How many finished blocks the dask runner fetches in one call: ``GATHER_MB`` of rows, at least one.
+
+    Fetching each block on its own cost a round trip through the scheduler per block: at
+    128 stations (66 blocks, whose rows same-machine workers write themselves, so only counts
+    and records travel) 0.79-0.96 s of the client's CPU per run, against 0.58-0.81 s fetching
+    them 6 at a time. The budget assumes every block sends its rows (workers on other
+    machines, or results without a shared result file).
+    """
+    groups = 1 if plan.groups is None or plan.groups.squeeze else len(plan.groups.groups)
+    largest = max((block.pairs.size for block in plan.blocks), default=1)
+    block_bytes = groups * largest * N_CHANNEL_PAIRS * spec.output_width * spec.output_dtype.itemsize
+    return max(1, int(GATHER_MB * 1024**2 // max(block_bytes, 1)))
 
 
 def _run_name(token: str, target: ResultTarget | None) -> str:
@@ -805,12 +827,32 @@ def _named_graph(graph: dict, name: str):
         return graph
 
 
-def _collect_blocks(pending, position: dict, total: int, progress) -> Iterator[tuple[int, BlockPartial]]:
-    """Yield finished block results from ``pending`` futures, releasing each at once."""
+def _collect_blocks(pending, position: dict, total: int, progress, batch: int = 1) -> Iterator[tuple[int, BlockPartial]]:
+    """Yield finished block results from ``pending`` futures, fetched ``batch`` at a time.
+
+    Other futures (correlation tasks, counted for progress) are released at once. A failed
+    block is fetched at once, so its error is raised as soon as it is known.
+    """
+    ready = []
     for done, future in enumerate(pending, start=1):
-        block = future.result() if future.key in position else None
-        future.release()
+        if future.key in position:
+            ready.append(future)
+        else:
+            future.release()
         if progress is not None:
             progress(done, total)
-        if block is not None:
-            yield position[future.key], block
+        if ready and (len(ready) >= batch or future.status == "error"):
+            yield from _fetch(ready, position)
+            ready = []
+    if ready:
+        yield from _fetch(ready, position)
+
+
+def _fetch(futures: list, position: dict) -> Iterator[tuple[int, BlockPartial]]:
+    """Gather ``futures`` (finished blocks) in one call, release them, yield ``(block index, block)``."""
+    results = futures[0].client.gather(futures)
+    keys = [future.key for future in futures]
+    for future in futures:
+        future.release()
+    for key, block in zip(keys, results, strict=True):
+        yield position[key], block

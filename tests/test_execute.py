@@ -8,9 +8,12 @@ from distributed import Client, LocalCluster
 from anxcor.core import Anxcor
 from anxcor.database import WaveBankDatabase
 from anxcor.execute import (
+    GATHER_MB,
     PREP_TASKS_PER_SPAN,
+    _collect_blocks,
     build_graph,
     correlate_and_finalize,
+    gather_batch,
     prep_groups,
     prep_station_group,
     run_dask,
@@ -109,6 +112,70 @@ def test_small_pair_blocks_and_read_spans_do_not_change_the_numbers(small_archiv
     assert len(plan.blocks) > 1 and len(plan.spans) == len(times)
     scale = float(np.abs(serial_double["syn"]).max())
     xr.testing.assert_allclose(anx.process(times), serial_double, rtol=1e-10, atol=1e-12 * scale)
+
+
+def test_dask_blocks_fetched_in_batches_give_the_serial_numbers(small_archive, serial_double, client, monkeypatch):
+    import anxcor.execute
+
+    anx, times = configured(small_archive, precision="double", pair_block_mb=0.5)
+    plan = anx._plan(anx._stations("syn"), anx._pairs(anx._stations("syn")), times, anx._spec(False))
+    assert len(plan.blocks) > 2
+    asked = []
+
+    def two_at_a_time(plan, spec):
+        asked.append(len(plan.blocks))
+        return 2
+
+    monkeypatch.setattr(anxcor.execute, "gather_batch", two_at_a_time)
+    distributed = anx.process(times, dask_client=client)
+    assert asked == [len(plan.blocks)]
+    scale = float(np.abs(serial_double["syn"]).max())
+    xr.testing.assert_allclose(distributed, serial_double, rtol=1e-10, atol=1e-12 * scale)
+
+
+class _FakeFuture:
+    def __init__(self, key, client, status="finished"):
+        self.key, self.client, self.status, self.released = key, client, status, False
+
+    def release(self):
+        self.released = True
+
+
+class _FakeClient:
+    def __init__(self):
+        self.calls = []
+
+    def gather(self, futures):
+        assert not any(f.released for f in futures)
+        self.calls.append([f.key for f in futures])
+        return [f"result of {f.key}" for f in futures]
+
+
+def test_finished_blocks_are_fetched_in_batches_and_failures_at_once():
+    client = _FakeClient()
+    order = [("c1", "finished"), ("f1", "finished"), ("c2", "finished"), ("f2", "finished"),
+             ("f3", "error"), ("f4", "finished"), ("f5", "finished"), ("f6", "finished")]
+    futures = [_FakeFuture(key, client, status) for key, status in order]
+    position = {key: int(key[1]) for key, _ in order if key.startswith("f")}
+    progress = []
+    results = list(_collect_blocks(iter(futures), position, len(futures), lambda d, t: progress.append((d, t)), 2))
+    assert client.calls == [["f1", "f2"], ["f3"], ["f4", "f5"], ["f6"]]
+    assert results == [(position[k], f"result of {k}") for k in ("f1", "f2", "f3", "f4", "f5", "f6")]
+    assert all(f.released for f in futures)
+    assert progress == [(done, len(futures)) for done in range(1, len(futures) + 1)]
+
+
+def test_gather_batch_fits_the_budget_of_rows():
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(output_width=4001, output_dtype=np.dtype("float32"))
+    block_bytes = 10 * 9 * 4001 * 4
+    plan = SimpleNamespace(groups=None, blocks=[SimpleNamespace(pairs=np.arange(10)), SimpleNamespace(pairs=np.arange(3))])
+    assert gather_batch(plan, spec) == int(GATHER_MB * 1024**2 // block_bytes)
+    grouped = SimpleNamespace(groups=SimpleNamespace(groups=((0, 1), (2,), (3,)), squeeze=False), blocks=plan.blocks)
+    assert gather_batch(grouped, spec) == int(GATHER_MB * 1024**2 // (3 * block_bytes))
+    huge = SimpleNamespace(groups=None, blocks=[SimpleNamespace(pairs=np.arange(10**6))])
+    assert gather_batch(huge, spec) == 1
 
 
 def test_graph_prepares_each_span_in_groups_of_stations(small_archive):
