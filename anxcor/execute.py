@@ -761,13 +761,14 @@ def run_dask(
     """Run the plan on a ``dask.distributed`` client; same task functions as :func:`run_serial`.
 
     The graph is submitted at once; the returned iterator yields ``(block index, finalised
-    block)`` as the blocks finish, in any order, so the caller can work meanwhile. Progress
+    block)`` in batches as the blocks finish, in any order, so the caller can work meanwhile. Progress
     counts the correlation tasks (read span x pair block) and the block results as they
     finish; a correlation future is released at once, so no partial result is held longer
     than its reduction needs it. Finished blocks are fetched several at a time (see
-    :func:`gather_batch`), so the client holds at most ``GATHER_MB`` of finalised blocks.
-    With ``target`` (linear stack) workers on this machine write the blocks into the
-    client's shared result and send only their counts and records (see
+    :func:`gather_batch`): about ``GATHER_MB`` of finalised blocks at once (one block when a
+    block is larger), so a run whose blocks all fit yields them only once the last one
+    has finished. With ``target`` (linear stack) workers on this machine write the blocks
+    into the client's shared result and send only their counts and records (see
     :mod:`anxcor.shared_result`).
     """
     from distributed import as_completed
@@ -830,29 +831,37 @@ def _named_graph(graph: dict, name: str):
 def _collect_blocks(pending, position: dict, total: int, progress, batch: int = 1) -> Iterator[tuple[int, BlockPartial]]:
     """Yield finished block results from ``pending`` futures, fetched ``batch`` at a time.
 
-    Other futures (correlation tasks, counted for progress) are released at once. A failed
-    block is fetched at once, so its error is raised as soon as it is known.
+    Other futures (correlation tasks, counted for progress) are released at once. A block
+    that failed or was cancelled is fetched at once, so its error is raised as soon as it is
+    known; futures not yet fetched are released whatever happens.
     """
     ready = []
-    for done, future in enumerate(pending, start=1):
-        if future.key in position:
-            ready.append(future)
-        else:
+    try:
+        for done, future in enumerate(pending, start=1):
+            if future.key in position:
+                ready.append(future)
+            else:
+                future.release()
+            if progress is not None:
+                progress(done, total)
+            if ready and (len(ready) >= batch or future.status != "finished"):
+                batch_of, ready = ready, []
+                yield from _fetch(batch_of, position)
+        if ready:
+            batch_of, ready = ready, []
+            yield from _fetch(batch_of, position)
+    finally:
+        for future in ready:
             future.release()
-        if progress is not None:
-            progress(done, total)
-        if ready and (len(ready) >= batch or future.status == "error"):
-            yield from _fetch(ready, position)
-            ready = []
-    if ready:
-        yield from _fetch(ready, position)
 
 
 def _fetch(futures: list, position: dict) -> Iterator[tuple[int, BlockPartial]]:
     """Gather ``futures`` (finished blocks) in one call, release them, yield ``(block index, block)``."""
-    results = futures[0].client.gather(futures)
     keys = [future.key for future in futures]
-    for future in futures:
-        future.release()
+    try:
+        results = futures[0].client.gather(futures)
+    finally:
+        for future in futures:
+            future.release()
     for key, block in zip(keys, results, strict=True):
         yield position[key], block

@@ -47,15 +47,16 @@ BUSY_SHARE, IDLE_SHARE = 0.97, 0.03
 START_DELAY_S = 40.0
 
 
-def serial_runs(stations: int, workdir: Path, start_at: float, stop_at: float, period: float | None) -> list:
-    """Run the serial benchmark case from ``start_at`` to ``stop_at``; the (start, end) of each run.
+def serial_runs(stations: int, workdir: Path, start_at: float, stop_at: float, period: float | None) -> dict:
+    """Run the serial benchmark case from ``start_at`` to ``stop_at``.
 
     With ``period`` the runs happen only in every other ``period`` seconds (the partner);
-    without, back to back.
+    without, back to back. Returns ``{"ready": time the warm-up ended, "runs": [(start, end), ...]}``.
     """
     warnings.filterwarnings("ignore", message="Querying with a nested 'where'", category=UserWarning)
-    anx, times = make_anxcor(archive_for(workdir, stations))
+    anx, times = make_anxcor(archive_for(workdir, stations))  # the parent wrote and indexed it
     anx.process(times)  # warm-up: plan caches, filter designs, imports
+    ready = time.time()
     while time.time() < start_at:
         time.sleep(0.01)
     spans = []
@@ -66,7 +67,7 @@ def serial_runs(stations: int, workdir: Path, start_at: float, stop_at: float, p
         started = time.time()
         anx.process(times)
         spans.append((started, time.time()))
-    return spans
+    return {"ready": ready, "runs": spans}
 
 
 def busy_share(span: tuple[float, float], partner: list[tuple[float, float]]) -> float:
@@ -98,6 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "anxcor-benchmark")
     parser.add_argument("--child", choices=["runner", "partner"], help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.stations < 1 or args.seconds <= 0 or (args.period is not None and args.period <= 0):
@@ -106,14 +108,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def child(args: argparse.Namespace) -> int:
-    """One of the two processes: print its runs' (start, end) as JSON."""
+    """One of the two processes: write its warm-up end and runs' (start, end) as JSON to ``--out``."""
     period = args.period if args.child == "partner" else None
-    print(json.dumps(serial_runs(args.stations, args.workdir, args.start_at, args.start_at + args.seconds, period)))
+    found = serial_runs(args.stations, args.workdir, args.start_at, args.start_at + args.seconds, period)
+    args.out.write_text(json.dumps(found))
     return 0
 
 
 def one_run_seconds(stations: int, workdir: Path) -> float:
-    """Time of one warm serial run (sets the default period)."""
+    """Write (or reuse) and index the archive, then time one warm serial run."""
     warnings.filterwarnings("ignore", message="Querying with a nested 'where'", category=UserWarning)
     anx, times = make_anxcor(archive_for(workdir, stations))
     anx.process(times)
@@ -129,18 +132,22 @@ def main(argv=None) -> int:
     if args.child:
         return child(args)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    one_run = one_run_seconds(args.stations, args.workdir)  # the archive and its index exist before the children
     if args.period is None:
-        args.period = 3.0 * one_run_seconds(args.stations, args.workdir)
-    start_at = time.time() + START_DELAY_S
+        args.period = 3.0 * one_run
+    start_at = time.time() + START_DELAY_S + 2.0 * one_run
     common = [sys.executable, __file__, "--stations", str(args.stations), "--seconds", str(args.seconds),
               "--period", str(args.period), "--workdir", str(args.workdir), "--start-at", str(start_at)]
-    processes = [subprocess.Popen([*common, "--child", role], stdout=subprocess.PIPE, text=True)
-                 for role in ("runner", "partner")]
-    outputs = [p.communicate()[0] for p in processes]
-    if any(p.returncode for p in processes):
-        raise RuntimeError("a measuring process failed")
-    runs, partner = (json.loads(out) for out in outputs)
-    found = ceiling(runs, partner)
+    with tempfile.TemporaryDirectory() as folder:
+        outs = {role: Path(folder) / f"{role}.json" for role in ("runner", "partner")}
+        processes = [subprocess.Popen([*common, "--child", role, "--out", str(out)]) for role, out in outs.items()]
+        if any(p.wait() for p in processes):
+            raise RuntimeError("a measuring process failed")
+        runner, partner = (json.loads(out.read_text()) for out in outs.values())
+    late = max(runner["ready"], partner["ready"]) - start_at
+    if late > 0:
+        raise RuntimeError(f"a process finished its warm-up {late:.1f} s after the measurement began; rerun")
+    found = ceiling(runner["runs"], partner["runs"])
     print(f"N={args.stations}, serial benchmark case, {args.seconds:g} s, partner busy/idle every {args.period:.1f} s")
     print(f"runs with the partner idle: {len(found['alone'])}, median {found['alone_s']:.2f} s; "
           f"with the partner busy: {len(found['beside'])}, median {found['beside_s']:.2f} s "

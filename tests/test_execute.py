@@ -120,15 +120,17 @@ def test_dask_blocks_fetched_in_batches_give_the_serial_numbers(small_archive, s
     anx, times = configured(small_archive, precision="double", pair_block_mb=0.5)
     plan = anx._plan(anx._stations("syn"), anx._pairs(anx._stations("syn")), times, anx._spec(False))
     assert len(plan.blocks) > 2
-    asked = []
+    monkeypatch.setattr(anxcor.execute, "gather_batch", lambda plan, spec: 2)
+    fetched = []
+    gather = client.gather
 
-    def two_at_a_time(plan, spec):
-        asked.append(len(plan.blocks))
-        return 2
+    def recording_gather(futures, *args, **kwargs):
+        fetched.append(len(futures))
+        return gather(futures, *args, **kwargs)
 
-    monkeypatch.setattr(anxcor.execute, "gather_batch", two_at_a_time)
+    monkeypatch.setattr(client, "gather", recording_gather)
     distributed = anx.process(times, dask_client=client)
-    assert asked == [len(plan.blocks)]
+    assert sum(fetched) == len(plan.blocks) and max(fetched) == 2 and fetched.count(1) <= 1
     scale = float(np.abs(serial_double["syn"]).max())
     xr.testing.assert_allclose(distributed, serial_double, rtol=1e-10, atol=1e-12 * scale)
 
@@ -142,27 +144,55 @@ class _FakeFuture:
 
 
 class _FakeClient:
+    """Gathers finished futures; raises, as distributed does, for failed or cancelled ones."""
+
     def __init__(self):
         self.calls = []
 
     def gather(self, futures):
         assert not any(f.released for f in futures)
         self.calls.append([f.key for f in futures])
+        failed = [f.key for f in futures if f.status != "finished"]
+        if failed:
+            raise RuntimeError(f"{failed[0]} {futures[0].client.status_of[failed[0]]}")
         return [f"result of {f.key}" for f in futures]
 
 
-def test_finished_blocks_are_fetched_in_batches_and_failures_at_once():
+def _futures(client, order):
+    client.status_of = dict(order)
+    return [_FakeFuture(key, client, status) for key, status in order]
+
+
+def test_finished_blocks_are_fetched_in_batches():
     client = _FakeClient()
-    order = [("c1", "finished"), ("f1", "finished"), ("c2", "finished"), ("f2", "finished"),
-             ("f3", "error"), ("f4", "finished"), ("f5", "finished"), ("f6", "finished")]
-    futures = [_FakeFuture(key, client, status) for key, status in order]
-    position = {key: int(key[1]) for key, _ in order if key.startswith("f")}
+    futures = _futures(client, [("c1", "finished"), ("f1", "finished"), ("c2", "finished"), ("f2", "finished"),
+                                ("f3", "finished"), ("f4", "finished"), ("f5", "finished")])
+    position = {f.key: int(f.key[1]) for f in futures if f.key.startswith("f")}
     progress = []
     results = list(_collect_blocks(iter(futures), position, len(futures), lambda d, t: progress.append((d, t)), 2))
-    assert client.calls == [["f1", "f2"], ["f3"], ["f4", "f5"], ["f6"]]
-    assert results == [(position[k], f"result of {k}") for k in ("f1", "f2", "f3", "f4", "f5", "f6")]
+    assert client.calls == [["f1", "f2"], ["f3", "f4"], ["f5"]]
+    assert results == [(position[k], f"result of {k}") for k in ("f1", "f2", "f3", "f4", "f5")]
     assert all(f.released for f in futures)
     assert progress == [(done, len(futures)) for done in range(1, len(futures) + 1)]
+
+
+@pytest.mark.parametrize("status", ["error", "cancelled"])
+def test_a_failed_block_raises_at_once_and_every_future_is_released(status):
+    client = _FakeClient()
+    futures = _futures(client, [("f1", "finished"), ("f2", status), ("f3", "finished"), ("f4", "finished")])
+    position = {f.key: int(f.key[1]) for f in futures}
+    taken = []
+
+    def pending():
+        for future in futures:
+            taken.append(future.key)
+            yield future
+
+    with pytest.raises(RuntimeError, match=f"f2 {status}"):
+        list(_collect_blocks(pending(), position, len(futures), None, 8))
+    assert client.calls == [["f1", "f2"]]
+    assert taken == ["f1", "f2"]  # raised before the next block was waited for
+    assert futures[0].released and futures[1].released
 
 
 def test_gather_batch_fits_the_budget_of_rows():
