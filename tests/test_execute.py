@@ -152,14 +152,13 @@ class _FakeClient:
     def gather(self, futures):
         assert not any(f.released for f in futures)
         self.calls.append([f.key for f in futures])
-        failed = [f.key for f in futures if f.status != "finished"]
+        failed = [f for f in futures if f.status != "finished"]
         if failed:
-            raise RuntimeError(f"{failed[0]} {futures[0].client.status_of[failed[0]]}")
+            raise RuntimeError(f"{failed[0].key} {failed[0].status}")
         return [f"result of {f.key}" for f in futures]
 
 
 def _futures(client, order):
-    client.status_of = dict(order)
     return [_FakeFuture(key, client, status) for key, status in order]
 
 
