@@ -838,13 +838,15 @@ def _collect_blocks(pending, position: dict, total: int, progress, batch: int = 
     ready = []
     try:
         for done, future in enumerate(pending, start=1):
+            failed = False
             if future.key in position:
                 ready.append(future)
+                failed = future.status != "finished"
             else:
-                future.release()
+                future.release()  # a released future reports "cancelled" from now on
             if progress is not None:
                 progress(done, total)
-            if ready and (len(ready) >= batch or future.status != "finished"):
+            if ready and (len(ready) >= batch or failed):
                 batch_of, ready = ready, []
                 yield from _fetch(batch_of, position)
         if ready:

@@ -141,6 +141,7 @@ class _FakeFuture:
 
     def release(self):
         self.released = True
+        self.status = "cancelled"  # as distributed reports a released future
 
 
 class _FakeClient:
