@@ -282,13 +282,14 @@ def prep_station_window(
             channels=tuple(channel_ids.get(COMPONENTS[r], "") for r in rows),
             inventory=inventory,
         )
+        final = replace(context, output_dtype=spec.correlator.real_dtype)  # the last step's (unless saved)
         try:
             if save_after is not None:
                 values, rate = _run_steps(spec.steps[first_step : save_after + 1], values, rate, context)
                 saved.append((rows, values, rate))
-                values, rate = _run_steps(spec.steps[save_after + 1 :], values, rate, context)
+                values, rate = _run_steps(spec.steps[save_after + 1 :], values, rate, context, final)
             else:
-                values, rate = _run_steps(spec.steps[first_step:], values, rate, context)
+                values, rate = _run_steps(spec.steps[first_step:], values, rate, context, final)
             _check_output(values, rate, spec)
         except DataError as exc:
             failures.extend(_failure(record.station, window_start, COMPONENTS[r], str(exc)) for r in rows)
@@ -377,9 +378,11 @@ def _gridded_groups(record: StationRecord, window_start: float, spec: Processing
     ]
 
 
-def _run_steps(steps, data, rate, context):
-    for step in steps:
-        data, rate = step.apply(data, rate, context=context)
+def _run_steps(steps, data, rate, context, last_context=None):
+    """Run ``steps`` in turn; the last one gets ``last_context`` when given (see ``WindowContext.output_dtype``)."""
+    for index, step in enumerate(steps):
+        current = last_context if last_context is not None and index == len(steps) - 1 else context
+        data, rate = step.apply(data, rate, context=current)
     return data, rate
 
 

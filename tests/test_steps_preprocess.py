@@ -18,6 +18,7 @@ from anxcor.steps import (
     XArrayProcessor,
     as_step,
 )
+from anxcor.steps.base import WindowContext
 
 
 def _noise(shape, seed=0):
@@ -243,6 +244,43 @@ def test_whiten_keeps_phase():
     phase_in = np.angle(np.fft.rfft(data[0])[band])
     phase_out = np.angle(np.fft.rfft(out[0])[band])
     np.testing.assert_allclose(np.exp(1j * phase_out), np.exp(1j * phase_in), atol=1e-8)
+
+
+def _numpy_whitening(data, rate, freqmin, freqmax, taper, smoothing_hz=0.0):
+    """Plain float64 whitening: weights (ramps worked out here) over the (smoothed) amplitude, inverse FFT."""
+    n = data.shape[-1]
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    low, high = freqmin * (1 - taper), freqmax * (1 + taper)
+    weights = np.where((freqs >= freqmin) & (freqs <= freqmax), 1.0, 0.0)
+    lower, upper = (freqs >= low) & (freqs < freqmin), (freqs > freqmax) & (freqs <= high)
+    weights[lower] = 0.5 * (1 - np.cos(np.pi * (freqs[lower] - low) / (freqmin - low)))
+    weights[upper] = 0.5 * (1 + np.cos(np.pi * (freqs[upper] - freqmax) / (high - freqmax)))
+    spectrum = np.fft.rfft(data, axis=-1)
+    amplitude = np.abs(spectrum)
+    if smoothing_hz:
+        width = int(round(smoothing_hz * n / rate))
+        kernel = np.ones(width) / width
+        padded = np.pad(amplitude, [(0, 0), (width // 2, width - 1 - width // 2)], mode="edge")
+        amplitude = np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
+    return np.fft.irfft(spectrum * weights / amplitude, n, axis=-1)
+
+
+@pytest.mark.parametrize("smoothing_hz", [0.0, 0.05])
+def test_whiten_matches_plain_numpy_in_double_and_rounds_like_float32_when_that_is_kept(smoothing_hz):
+    rate, n = 20.0, 6000
+    data = np.cumsum(_noise((3, n), seed=13), axis=-1)
+    step = Whiten(freqmin=0.1, freqmax=2.0, taper_fraction=0.2, smoothing_hz=smoothing_hz)
+    expected = _numpy_whitening(data, rate, 0.1, 2.0, 0.2, smoothing_hz)
+    peak = np.abs(expected).max()
+    double, _ = step.apply(data, rate)
+    assert double.dtype == np.float64
+    np.testing.assert_allclose(double, expected, rtol=0, atol=1e-12 * peak)
+    # the last step before a single-precision correlation: its inverse FFT in float32, rounding
+    # at float32's level (about 1e-7 of the peak here; float32 resolves 6e-8)
+    context = WindowContext("XX.A", 0.0, ("Z", "N", "E"), ("", "", ""), output_dtype=np.float32)
+    single, _ = step.apply(data, rate, context)
+    assert single.dtype == np.float32
+    assert 0 < np.abs(single - expected).max() < 1e-6 * peak
 
 
 # ---------------------------------------------------------------------- validation

@@ -40,6 +40,12 @@ class WindowContext:
         SEED id of the trace behind each row, e.g. ``'XX.S000.00.HHZ'``.
     inventory
         The station's obspy Inventory (coordinates, orientation, response) when known.
+    output_dtype
+        The precision the pipeline keeps of this step's output: ``float32`` for the last
+        step before a single-precision correlation (which casts the step's output to it),
+        ``float64`` otherwise. A step may do its final operation in this precision when that
+        rounds no worse than the cast (:class:`~anxcor.steps.preprocess.Whiten` does its
+        inverse FFT so).
     """
 
     station: str
@@ -47,6 +53,7 @@ class WindowContext:
     components: tuple[str, ...]
     channels: tuple[str, ...]
     inventory: Any = None
+    output_dtype: Any = np.float64
 
 
 class Step(ABC):

@@ -26,6 +26,7 @@ from scipy.ndimage import uniform_filter1d
 from ..errors import ConfigError, DataError
 from ..validation import is_number
 from .base import Step
+from .rowfft import transform_rows
 
 __all__ = [
     "RemoveMeanTrend",
@@ -1016,7 +1017,9 @@ class Whiten(Step):
 
     The amplitude spectrum is divided out (optionally smoothed first) between ``freqmin``
     and ``freqmax``, with cosine ramps just outside the band and zero beyond, then the record
-    goes back to the time domain.
+    goes back to the time domain: in single precision when the pipeline keeps only that of
+    this step's output (``context.output_dtype``, see
+    :class:`~anxcor.steps.base.WindowContext`), else in double precision.
 
     Parameters
     ----------
@@ -1053,16 +1056,19 @@ class Whiten(Step):
         n_samples = data.shape[-1]
         spectrum = scipy.fft.rfft(data, axis=-1)
         weights = _whitening_weights_cached(n_samples, sampling_rate, self.freqmin, self.freqmax, self.taper_fraction)
+        used = np.flatnonzero(weights)  # only these bins are worked on: the others become zero
+        first, last = (used[0], used[-1] + 1) if used.size else (0, 0)
+        band = spectrum[..., first:last]
         if self.smoothing_hz > 0:
-            amplitude = np.abs(spectrum)
             width = max(1, int(round(self.smoothing_hz * n_samples / sampling_rate)))
-            amplitude = uniform_filter1d(amplitude, size=width, axis=-1, mode="nearest")
-            spectrum *= weights / np.maximum(amplitude, _TINY)
-        else:  # only the bins with weight: the others become zero (as weight 0 would make them)
-            used = np.flatnonzero(weights)
-            first, last = (used[0], used[-1] + 1) if used.size else (0, 0)
-            band = spectrum[..., first:last]
-            band *= weights[first:last] / np.maximum(np.abs(band), _TINY)
-            spectrum[..., :first] = 0
-            spectrum[..., last:] = 0
-        return scipy.fft.irfft(spectrum, n_samples, axis=-1), sampling_rate
+            amplitude = uniform_filter1d(np.abs(spectrum), size=width, axis=-1, mode="nearest")[..., first:last]
+        else:
+            amplitude = np.abs(band)
+        band *= weights[first:last] / np.maximum(amplitude, _TINY)
+        # Where the pipeline keeps only float32 of this output, the inverse of the (near) unit-
+        # amplitude spectrum is done in single precision: it rounds like that cast would. (The
+        # forward FFT stays double: whitening lifts weak bins, with their rounding, to unit amplitude.)
+        single = context is not None and np.dtype(context.output_dtype) == np.float32
+        whitened = np.zeros(spectrum.shape, dtype=np.complex64 if single else spectrum.dtype)
+        whitened[..., first:last] = band
+        return transform_rows(scipy.fft.irfft, whitened, n=n_samples), sampling_rate
