@@ -5,10 +5,11 @@ place, from given initial states: what ``scipy.signal.sosfilt`` computes, withou
 It is the loop behind :func:`~anxcor.steps.preprocess.sos_filtfilt` (every Butterworth
 filter of the pipeline).
 
-- With numba installed (``pip install anxcor[fast]``), a compiled loop filters three rows
-  side by side through four sections at a time (more sections: four per pass over the
-  data), every state in a register; multiply-adds may be fused, so the numbers agree with
-  scipy's to about 1e-12 of the signal, not to the bit. It took 41-52 us per row of 12,054
+- With numba installed (``pip install anxcor[fast]``), a compiled loop
+  (``anxcor.steps._iir_compiled``) filters three rows side by side through four sections at
+  a time (more sections: four per pass over the data), every state in a register;
+  multiply-adds may be fused, so the numbers agree with scipy's to about 1e-12 of the
+  signal, not to the bit. It took 41-52 us per row of 12,054
   samples (the default order-4 band-pass, one pass) against 81-94 us for scipy's loop on the
   benchmark machine; one row at a time it was 1.3-1.6x faster, not 2x: the recursions of
   three rows overlap where one row waits on its own. Compiled on first use in each process
@@ -21,14 +22,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import logging
 
 import numpy as np
 import scipy.signal
 
 __all__ = ["sosfilt_rows", "COMPILED"]
-
-logger = logging.getLogger(__name__)
 
 #: Rows the compiled loop filters side by side, and sections it runs per pass over the data.
 LANES, SECTIONS = 3, 4
@@ -36,62 +34,12 @@ LANES, SECTIONS = 3, 4
 _IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 
 
-def _cascade(sos, rows, states):  # pragma: no cover - compiled by numba (coverage does not see it)
-    """Filter ``rows`` (a multiple of 3) in place through 4 sections, three rows at a time."""
-    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
-    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-    b20, b21, b22, a21, a22 = sos[2, 0], sos[2, 1], sos[2, 2], sos[2, 4], sos[2, 5]
-    b30, b31, b32, a31, a32 = sos[3, 0], sos[3, 1], sos[3, 2], sos[3, 4], sos[3, 5]
-    for r in range(0, rows.shape[0], 3):
-        # state (first, second) of section s for row r + k: fsk, ssk
-        f00, s00, f10, s10 = states[r, 0, 0], states[r, 0, 1], states[r, 1, 0], states[r, 1, 1]
-        f20, s20, f30, s30 = states[r, 2, 0], states[r, 2, 1], states[r, 3, 0], states[r, 3, 1]
-        f01, s01, f11, s11 = states[r + 1, 0, 0], states[r + 1, 0, 1], states[r + 1, 1, 0], states[r + 1, 1, 1]
-        f21, s21, f31, s31 = states[r + 1, 2, 0], states[r + 1, 2, 1], states[r + 1, 3, 0], states[r + 1, 3, 1]
-        f02, s02, f12, s12 = states[r + 2, 0, 0], states[r + 2, 0, 1], states[r + 2, 1, 0], states[r + 2, 1, 1]
-        f22, s22, f32, s32 = states[r + 2, 2, 0], states[r + 2, 2, 1], states[r + 2, 3, 0], states[r + 2, 3, 1]
-        for n in range(rows.shape[1]):
-            x0, x1, x2 = rows[r, n], rows[r + 1, n], rows[r + 2, n]
-            y0, y1, y2 = b00 * x0 + f00, b00 * x1 + f01, b00 * x2 + f02
-            f00, s00 = b01 * x0 - a01 * y0 + s00, b02 * x0 - a02 * y0
-            f01, s01 = b01 * x1 - a01 * y1 + s01, b02 * x1 - a02 * y1
-            f02, s02 = b01 * x2 - a01 * y2 + s02, b02 * x2 - a02 * y2
-            x0, x1, x2 = y0, y1, y2
-            y0, y1, y2 = b10 * x0 + f10, b10 * x1 + f11, b10 * x2 + f12
-            f10, s10 = b11 * x0 - a11 * y0 + s10, b12 * x0 - a12 * y0
-            f11, s11 = b11 * x1 - a11 * y1 + s11, b12 * x1 - a12 * y1
-            f12, s12 = b11 * x2 - a11 * y2 + s12, b12 * x2 - a12 * y2
-            x0, x1, x2 = y0, y1, y2
-            y0, y1, y2 = b20 * x0 + f20, b20 * x1 + f21, b20 * x2 + f22
-            f20, s20 = b21 * x0 - a21 * y0 + s20, b22 * x0 - a22 * y0
-            f21, s21 = b21 * x1 - a21 * y1 + s21, b22 * x1 - a22 * y1
-            f22, s22 = b21 * x2 - a21 * y2 + s22, b22 * x2 - a22 * y2
-            x0, x1, x2 = y0, y1, y2
-            y0, y1, y2 = b30 * x0 + f30, b30 * x1 + f31, b30 * x2 + f32
-            f30, s30 = b31 * x0 - a31 * y0 + s30, b32 * x0 - a32 * y0
-            f31, s31 = b31 * x1 - a31 * y1 + s31, b32 * x1 - a32 * y1
-            f32, s32 = b31 * x2 - a31 * y2 + s32, b32 * x2 - a32 * y2
-            rows[r, n], rows[r + 1, n], rows[r + 2, n] = y0, y1, y2
-        states[r, 0, 0], states[r, 0, 1], states[r, 1, 0], states[r, 1, 1] = f00, s00, f10, s10
-        states[r, 2, 0], states[r, 2, 1], states[r, 3, 0], states[r, 3, 1] = f20, s20, f30, s30
-        states[r + 1, 0, 0], states[r + 1, 0, 1], states[r + 1, 1, 0], states[r + 1, 1, 1] = f01, s01, f11, s11
-        states[r + 1, 2, 0], states[r + 1, 2, 1], states[r + 1, 3, 0], states[r + 1, 3, 1] = f21, s21, f31, s31
-        states[r + 2, 0, 0], states[r + 2, 0, 1], states[r + 2, 1, 0], states[r + 2, 1, 1] = f02, s02, f12, s12
-        states[r + 2, 2, 0], states[r + 2, 2, 1], states[r + 2, 3, 0], states[r + 2, 3, 1] = f22, s22, f32, s32
-
-
 @functools.cache
 def _compiled_cascade():
-    """The compiled cascade (numba imported and the loop compiled, or loaded from numba's cache, on first use)."""
-    import numba
+    """The compiled cascade: numba imported, the loop compiled or loaded from numba's cache, on first use."""
+    from ._iir_compiled import cascade
 
-    # 'contract' only: multiply-adds may be fused; no reassociation, NaN and inf keep their meaning
-    options = dict(nogil=True, fastmath={"contract"})
-    try:  # compiled once per machine, then loaded from numba's cache (about 1 s against 0.2 s)
-        return numba.njit(cache=True, **options)(_cascade)
-    except RuntimeError as exc:  # no writable cache location for this installation
-        logger.debug("numba cannot cache the filter loop (%s); compiling it in each process", exc)
-        return numba.njit(**options)(_cascade)
+    return cascade
 
 
 def _scipy_loop():
