@@ -64,3 +64,30 @@ def test_compiled_loop_without_numba_is_a_clear_error(monkeypatch):
     rows, states, _, _ = _case(FILTERS["order-1 lowpass (1 section)"], 1, seed=13)
     with pytest.raises(RuntimeError, match="numba"):
         iir.sosfilt_rows(FILTERS["order-1 lowpass (1 section)"], rows, states, compiled=True)
+
+
+def test_numba_that_does_not_import_falls_back_to_scipy_once_warned(monkeypatch, caplog):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "numba" or name.endswith("_iir_compiled"):
+            raise ImportError("Numba needs NumPy 2.3 or less")  # what an older numba says
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(iir, "COMPILED", True)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    iir._compiled_cascade.cache_clear()
+    try:
+        sos = FILTERS["order-4 bandpass (4 sections)"]
+        rows, states, expected, _ = _case(sos, 3, seed=14)
+        with caplog.at_level("WARNING", logger="anxcor.steps.iir"):
+            iir.sosfilt_rows(sos, rows, states)
+        np.testing.assert_array_equal(rows, expected)  # scipy's loop: scipy's numbers exactly
+        assert "does not import" in caplog.text
+        with pytest.raises(RuntimeError, match="numba"):
+            iir.sosfilt_rows(sos, rows, states, compiled=True)
+    finally:
+        monkeypatch.undo()
+        iir._compiled_cascade.cache_clear()

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 
 import numpy as np
 import scipy.signal
 
 __all__ = ["sosfilt_rows", "COMPILED"]
+
+logger = logging.getLogger(__name__)
 
 #: Rows the compiled loop filters side by side, and sections it runs per pass over the data.
 LANES, SECTIONS = 3, 4
@@ -36,9 +39,16 @@ _IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 
 @functools.cache
 def _compiled_cascade():
-    """The compiled cascade: numba imported, the loop compiled or loaded from numba's cache, on first use."""
-    from ._iir_compiled import cascade
+    """The compiled cascade (numba imported, the loop compiled or loaded from its cache), or None.
 
+    None when numba is installed but does not import, e.g. a numba release older than the
+    installed numpy: anxcor then filters with scipy's loop and says so once.
+    """
+    try:
+        from ._iir_compiled import cascade
+    except ImportError as exc:
+        logger.warning("numba is installed but does not import (%s); filtering with scipy's loop", exc)
+        return None
     return cascade
 
 
@@ -84,15 +94,15 @@ def sosfilt_rows(sos: np.ndarray, rows: np.ndarray, states: np.ndarray, *, compi
         Force the compiled loop (True; needs numba) or scipy's (False); None: compiled when
         available.
     """
-    use_compiled = COMPILED if compiled is None else compiled
-    if use_compiled and not COMPILED:
-        raise RuntimeError("the compiled filter loop needs numba (pip install anxcor[fast])")
     if not np.all(np.asarray(sos)[:, 3] == 1.0):
         raise ValueError("second-order sections need sos[:, 3] == 1 (as scipy.signal.sosfilt does)")
-    if not use_compiled:
+    use_compiled = COMPILED if compiled is None else compiled
+    cascade = _compiled_cascade() if use_compiled and COMPILED else None
+    if compiled and cascade is None:
+        raise RuntimeError("the compiled filter loop needs numba, importable (pip install anxcor[fast])")
+    if cascade is None:
         _scipy_sosfilt(sos, rows, states)
         return
-    cascade = _compiled_cascade()
     n_rows, n_sections = rows.shape[0], len(sos)
     padding = -n_rows % LANES
     work, work_states = rows, states
