@@ -9,7 +9,7 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "anxcor" / "__init__.py").read_text()).group(1)
 
 PLOT = ["matplotlib>=3.8"]
-#: A compiled Butterworth loop, 2x faster than scipy's (anxcor.steps.iir); optional: anxcor runs without it.
+#: A compiled Butterworth loop, about 1.8x faster than scipy's (anxcor.steps.iir); optional: anxcor runs without it.
 FAST = ["numba>=0.60"]
 TEST = ["pytest>=8", "ruff>=0.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", *PLOT, *FAST]
 DOCS = ["sphinx>=7", "numpydoc>=1.7", "myst-parser>=3", *PLOT]

@@ -91,3 +91,18 @@ def test_numba_that_does_not_import_falls_back_to_scipy_once_warned(monkeypatch,
     finally:
         monkeypatch.undo()
         iir._compiled_cascade.cache_clear()
+
+
+@pytest.mark.parametrize("compiled", [False, None])
+@pytest.mark.parametrize("bad", ["float32 rows", "strided rows", "float32 states"])
+def test_arrays_that_cannot_be_filtered_in_place_are_refused_by_either_loop(compiled, bad):
+    sos = FILTERS["order-4 bandpass (4 sections)"]
+    rows, states, _, _ = _case(sos, 3, seed=15)
+    if bad == "float32 rows":
+        rows = rows.astype(np.float32)
+    elif bad == "strided rows":
+        rows = rows[:, ::2]
+    else:
+        states = states.astype(np.float32)
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        iir.sosfilt_rows(sos, rows, states, compiled=compiled)

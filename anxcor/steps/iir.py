@@ -41,12 +41,12 @@ _IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 def _compiled_cascade():
     """The compiled cascade (numba imported, the loop compiled or loaded from its cache), or None.
 
-    None when numba is installed but does not import, e.g. a numba release older than the
-    installed numpy: anxcor then filters with scipy's loop and says so once.
+    None when numba is installed but does not import (a numba release older than the
+    installed numpy, a broken llvmlite): anxcor then filters with scipy's loop and says so once.
     """
     try:
         from ._iir_compiled import cascade
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or OSError from llvmlite's library
         logger.warning("numba is installed but does not import (%s); filtering with scipy's loop", exc)
         return None
     return cascade
@@ -74,7 +74,8 @@ def _scipy_loop():
 
 
 _SCIPY_LOOP = _scipy_loop()
-#: Whether :func:`sosfilt_rows` runs the compiled loop (numba is installed; imported on first use).
+#: Whether numba is installed: :func:`sosfilt_rows` then runs the compiled loop (numba imported on
+#: first use; scipy's loop if that import fails).
 COMPILED = importlib.util.find_spec("numba") is not None
 
 
@@ -96,6 +97,9 @@ def sosfilt_rows(sos: np.ndarray, rows: np.ndarray, states: np.ndarray, *, compi
     """
     if not np.all(np.asarray(sos)[:, 3] == 1.0):
         raise ValueError("second-order sections need sos[:, 3] == 1 (as scipy.signal.sosfilt does)")
+    for name, array in (("rows", rows), ("states", states)):
+        if array.dtype != np.float64 or not array.flags.c_contiguous:
+            raise ValueError(f"sosfilt_rows filters in place: {name} must be a C-contiguous float64 array")
     use_compiled = COMPILED if compiled is None else compiled
     cascade = _compiled_cascade() if use_compiled and COMPILED else None
     if compiled and cascade is None:
