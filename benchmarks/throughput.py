@@ -56,6 +56,7 @@ import anxcor
 from anxcor.core import Anxcor
 from anxcor.database import WaveBankDatabase
 from anxcor.datasets import SyntheticArchive, synthetic_archive
+from anxcor.steps import iir
 
 log = logging.getLogger("anxcor.benchmark")
 
@@ -616,7 +617,8 @@ def main(argv=None) -> int:
     print(f"anxcor {anxcor.__version__} throughput benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}")
     print(f"host: {platform.machine()}, {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 1024**3:.0f} GiB; "
           f"load average {os.getloadavg()[0]:.2f}; "
-          f"Python {platform.python_version()}, numpy {np.__version__}, obspy {obspy.__version__}")
+          f"Python {platform.python_version()}, numpy {np.__version__}, obspy {obspy.__version__}; "
+          f"Butterworth loop: {'compiled (numba)' if iir.COMPILED else 'scipy (numba not installed)'}")
     print(f"archive: N stations x {len(COMPONENTS)} components, {HOURS:g} h at {RATE:g} Hz (seed {SEED}); "
           f"{WINDOW_S:g} s windows, no overlap; lags +-{MAX_TAU_S:g} s; workdir {args.workdir}")
     print(f"units = station pairs (incl. autocorrelations) x {N_CHANNEL_PAIRS} channel pairs x windows; "
