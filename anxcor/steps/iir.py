@@ -107,25 +107,24 @@ def sosfilt_rows(sos: np.ndarray, rows: np.ndarray, states: np.ndarray, *, compi
     if cascade is None:
         _scipy_sosfilt(sos, rows, states)
         return
+    # Pad to whole groups of three rows (zero rows with zero states stay zero) and four sections
+    # (pass-through sections with zero states add exactly nothing); filter group by group.
     n_rows, n_sections = rows.shape[0], len(sos)
-    padding = -n_rows % LANES
-    work, work_states = rows, states
-    if padding:  # zero rows with zero states stay zero
-        work = np.zeros((n_rows + padding, rows.shape[1]))
+    padded_sos = np.vstack([np.asarray(sos, dtype=np.float64), np.tile(_IDENTITY, (-n_sections % SECTIONS, 1))])
+    padded = n_rows % LANES != 0
+    work = np.zeros((n_rows + -n_rows % LANES, rows.shape[1])) if padded else rows
+    if padded:
         work[:n_rows] = rows
-        work_states = np.zeros((n_rows + padding, n_sections, 2))
-        work_states[:n_rows] = states
-    for first in range(0, n_sections, SECTIONS):
-        group = np.array(sos[first : first + SECTIONS], dtype=np.float64)
-        group_states = np.zeros((len(work), SECTIONS, 2))
-        group_states[:, : len(group)] = work_states[:, first : first + SECTIONS]
-        if len(group) < SECTIONS:  # pass-through sections with zero states add exactly nothing
-            group = np.vstack([group, np.tile(_IDENTITY, (SECTIONS - len(group), 1))])
-        cascade(group, work, group_states)
-        work_states[:, first : first + SECTIONS] = group_states[:, : min(SECTIONS, n_sections - first)]
-    if padding:
+    work_states = np.zeros((len(work), len(padded_sos), 2))
+    work_states[:n_rows, :n_sections] = states
+    for first in range(0, len(padded_sos), SECTIONS):
+        group = slice(first, first + SECTIONS)
+        group_states = np.ascontiguousarray(work_states[:, group])
+        cascade(np.ascontiguousarray(padded_sos[group]), work, group_states)
+        work_states[:, group] = group_states
+    if padded:
         rows[:] = work[:n_rows]
-        states[:] = work_states[:n_rows]
+    states[:] = work_states[:n_rows, :n_sections]
 
 
 def _scipy_sosfilt(sos: np.ndarray, rows: np.ndarray, states: np.ndarray) -> None:
